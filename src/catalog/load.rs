@@ -1,0 +1,186 @@
+//! Reading a catalog: the one built into the binary, or a directory laid
+//! out like voisin's own source (`catalog/NAME.yaml`, `templates/NAME/…`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+
+use super::{Catalog, Entry, entry_schema};
+use crate::diagnostic::Diagnostic;
+use crate::document::{Document, Path as DocPath, Target};
+
+static BUILT_IN_ENTRIES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/catalog");
+static BUILT_IN_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// Where a catalog comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The catalog built into the binary.
+    BuiltIn,
+    /// A directory holding `catalog/` and `templates/`.
+    Dir(PathBuf),
+}
+
+/// Why a catalog could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The directory is missing or unreadable: an environment problem.
+    #[error("cannot read the catalog in `{dir}`: {reason}")]
+    Unreadable {
+        /// The directory given.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Entries are invalid; each problem is located.
+    #[error("the catalog has {} problem(s)", .0.len())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// A catalog with the documents its entries were read from, so that lint
+/// findings can point into them.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The catalog.
+    pub catalog: Catalog,
+    /// Each entry's document, by entry name.
+    pub documents: BTreeMap<String, Document>,
+}
+
+/// Loads a catalog, reporting every invalid entry at once.
+pub fn load(source: &Source) -> Result<Loaded, LoadError> {
+    let (origin, files, templates) = match source {
+        Source::BuiltIn => built_in(),
+        Source::Dir(dir) => from_dir(dir)?,
+    };
+    let schema = entry_schema();
+    let mut catalog = Catalog {
+        origin,
+        templates: templates.into_iter().collect(),
+        ..Catalog::default()
+    };
+    let mut documents = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (shown, stem, text) in files {
+        let document = match Document::parse(shown, text) {
+            Ok(d) => d,
+            Err(d) => {
+                problems.push(*d);
+                continue;
+            }
+        };
+        let entry: Entry = match document.read(&schema) {
+            Ok(e) => e,
+            Err(ds) => {
+                problems.extend(ds);
+                continue;
+            }
+        };
+        if entry.name != stem {
+            problems.push(
+                document.diag(
+                    Diagnostic::error(
+                        "entry-name",
+                        format!(
+                            "the entry is named `{}` but its file is `{stem}.yaml`",
+                            entry.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "rename the file to `{}.yaml` or the entry to `{stem}`",
+                        entry.name
+                    )),
+                    &DocPath::from("name"),
+                    Target::Value,
+                ),
+            );
+            continue;
+        }
+        documents.insert(entry.name.clone(), document);
+        catalog.entries.insert(entry.name.clone(), entry);
+    }
+    if problems.is_empty() {
+        Ok(Loaded { catalog, documents })
+    } else {
+        Err(LoadError::Invalid(problems))
+    }
+}
+
+type Files = Vec<(String, String, String)>;
+
+fn built_in() -> (String, Files, Vec<String>) {
+    let mut files = Vec::new();
+    for file in BUILT_IN_ENTRIES.files() {
+        let path = file.path();
+        if path.extension().is_some_and(|e| e == "yaml")
+            && let (Some(stem), Some(text)) = (path.file_stem(), file.contents_utf8())
+        {
+            files.push((
+                format!("(built-in) catalog/{}", path.display()),
+                stem.to_string_lossy().into_owned(),
+                text.to_string(),
+            ));
+        }
+    }
+    files.sort();
+    let mut templates = Vec::new();
+    collect_embedded(&BUILT_IN_TEMPLATES, &mut templates);
+    ("the built-in catalog".to_string(), files, templates)
+}
+
+fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<String>) {
+    for file in dir.files() {
+        out.push(file.path().to_string_lossy().into_owned());
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, out);
+    }
+}
+
+fn from_dir(dir: &Path) -> Result<(String, Files, Vec<String>), LoadError> {
+    let unreadable = |reason: String| LoadError::Unreadable {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let entries_dir = dir.join("catalog");
+    let listing = std::fs::read_dir(&entries_dir)
+        .map_err(|e| unreadable(format!("`{}`: {e}", entries_dir.display())))?;
+    let mut files = Vec::new();
+    for item in listing {
+        let path = item.map_err(|e| unreadable(e.to_string()))?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| unreadable(format!("`{}`: {e}", path.display())))?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((path.display().to_string(), stem, text));
+        }
+    }
+    files.sort();
+    let mut templates = Vec::new();
+    let templates_dir = dir.join("templates");
+    if templates_dir.is_dir() {
+        collect_dir(&templates_dir, &templates_dir, &mut templates)
+            .map_err(|e| unreadable(e.to_string()))?;
+    }
+    Ok((
+        format!("the catalog in `{}`", dir.display()),
+        files,
+        templates,
+    ))
+}
+
+fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for item in std::fs::read_dir(dir)? {
+        let path = item?.path();
+        if path.is_dir() {
+            collect_dir(base, &path, out)?;
+        } else if let Ok(relative) = path.strip_prefix(base) {
+            out.push(relative.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}

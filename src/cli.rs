@@ -1,0 +1,112 @@
+//! The command line as clap types, and nothing else: these types hold no
+//! logic. Their doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run an association's own mail, cloud storage and lending board from one manifest.
+#[derive(Debug, Parser)]
+#[command(name = "voisin", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Options every command shares.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command shares.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The manifest to read.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        value_name = "FILE",
+        env = "VOISIN_FILE"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Use the catalog in DIR (holding `catalog/NAME.yaml` and `templates/NAME/`)
+    /// instead of the one built into voisin.
+    #[arg(long, global = true, value_name = "DIR", env = "VOISIN_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// How to print results that are data.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Print less: only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more about what is being done.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to draw progress bars.
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+/// Output format for commands whose output is data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Made for people to read.
+    Text,
+    /// Made for programs to read; the shape is documented in `docs/json-output.md`.
+    Json,
+}
+
+/// When to draw progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Only when standard error is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests against the schema and the catalog, offline.
+    ///
+    /// Every problem in every file is reported at once, each with its file,
+    /// line and column. Exits 0 when all files are valid, 1 when any is not.
+    Check(CheckArgs),
+
+    /// Print the manifest's JSON Schema (draft-07), for editors and CI.
+    Schema,
+
+    /// What the catalog offers.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// Arguments of `voisin check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Manifests to check (default: the `--file` manifest, else `voisin.yaml`).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `voisin catalog …`
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List the catalog's entries by role.
+    List,
+    /// Show one entry: its role, version, settings with their types and
+    /// defaults, and its containers.
+    Show {
+        /// The entry's name, as a service's `use:` names it.
+        name: String,
+    },
+}

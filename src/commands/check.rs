@@ -1,0 +1,210 @@
+//! `voisin check`: validate manifests against the schema and the catalog,
+//! offline, reporting every problem of every file in one run.
+
+use std::io::Write as _;
+
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::catalog::{self, lint::lint, load::LoadError};
+use crate::cli::{CheckArgs, Format, GlobalArgs};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::document::Document;
+use crate::manifest;
+
+/// Version of the JSON shape `check --format json` prints; raised only when
+/// a field changes meaning or disappears.
+const JSON_VERSION: u32 = 1;
+
+/// Checks every file named, prints the report, and decides the outcome.
+pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
+    let files = if args.files.is_empty() {
+        vec![super::manifest_path(global)]
+    } else {
+        args.files.clone()
+    };
+
+    let mut report = Report::default();
+    let mut unusable = false;
+    let loaded = match catalog::load(&super::catalog_source(global)) {
+        Ok(loaded) => Some(loaded),
+        Err(LoadError::Invalid(diagnostics)) => {
+            report.add_catalog(diagnostics);
+            None
+        }
+        Err(e @ LoadError::Unreadable { .. }) => return Err(e.into()),
+    };
+    if let Some(loaded) = &loaded {
+        report.add_catalog(lint(loaded));
+    }
+
+    if let Some(loaded) = &loaded {
+        for path in &files {
+            let shown = path.display().to_string();
+            let diagnostics = match Document::load(path) {
+                Ok(document) => manifest::check_document(&document, &loaded.catalog).diagnostics,
+                Err(d) => {
+                    unusable = true;
+                    vec![*d]
+                }
+            };
+            report.add_file(shown, diagnostics);
+        }
+    }
+
+    report.print(global)?;
+    Ok(if unusable {
+        Outcome::Unusable
+    } else if report.errors() > 0 {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+#[derive(Default)]
+struct Report {
+    files: Vec<(String, Vec<Diagnostic>)>,
+    catalog: Vec<Diagnostic>,
+}
+
+/// One diagnostic as `check --format json` prints it.
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    file: Option<&'a str>,
+    line: Option<usize>,
+    column: Option<usize>,
+    severity: Severity,
+    code: &'a str,
+    message: &'a str,
+    hint: Option<&'a str>,
+    path: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    file: &'a str,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    version: u32,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    files: Vec<JsonFile<'a>>,
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+}
+
+fn count(diagnostics: &[Diagnostic], severity: Severity) -> usize {
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == severity)
+        .count()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+impl Report {
+    fn add_catalog(&mut self, diagnostics: Vec<Diagnostic>) {
+        self.catalog.extend(diagnostics);
+    }
+
+    fn add_file(&mut self, file: String, diagnostics: Vec<Diagnostic>) {
+        self.files.push((file, diagnostics));
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.catalog
+            .iter()
+            .chain(self.files.iter().flat_map(|(_, d)| d))
+    }
+
+    fn errors(&self) -> usize {
+        self.all().filter(|d| d.is_error()).count()
+    }
+
+    fn warnings(&self) -> usize {
+        self.all().filter(|d| !d.is_error()).count()
+    }
+
+    fn print(&self, global: &GlobalArgs) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if global.format == Format::Json {
+            let report = JsonReport {
+                version: JSON_VERSION,
+                valid: self.errors() == 0,
+                errors: self.errors(),
+                warnings: self.warnings(),
+                files: self
+                    .files
+                    .iter()
+                    .map(|(file, d)| JsonFile {
+                        file,
+                        valid: count(d, Severity::Error) == 0,
+                        errors: count(d, Severity::Error),
+                        warnings: count(d, Severity::Warning),
+                    })
+                    .collect(),
+                diagnostics: self
+                    .all()
+                    .map(|d| JsonDiagnostic {
+                        file: d.location.as_ref().map(|l| l.file.as_str()),
+                        line: d.location.as_ref().map(|l| l.line),
+                        column: d.location.as_ref().map(|l| l.column),
+                        severity: d.severity,
+                        code: d.code,
+                        message: &d.message,
+                        hint: d.hint.as_deref(),
+                        path: d.path.as_deref(),
+                    })
+                    .collect(),
+            };
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        for d in self.all() {
+            if global.quiet && !d.is_error() {
+                continue;
+            }
+            writeln!(out, "{}", d.render())?;
+        }
+        if !self.catalog.is_empty() {
+            let e = count(&self.catalog, Severity::Error);
+            let w = count(&self.catalog, Severity::Warning);
+            writeln!(
+                out,
+                "catalog: {}, {}",
+                plural(e, "error"),
+                plural(w, "warning")
+            )?;
+        }
+        for (file, d) in &self.files {
+            let e = count(d, Severity::Error);
+            let w = count(d, Severity::Warning);
+            if e == 0 && w == 0 {
+                if !global.quiet {
+                    writeln!(out, "{file}: valid")?;
+                }
+            } else {
+                writeln!(
+                    out,
+                    "{file}: {}, {}",
+                    plural(e, "error"),
+                    plural(w, "warning")
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,305 @@
+//! The manifest: one YAML file that describes the association, its members
+//! and the services it runs. These types are the single source of truth for
+//! its shape: the JSON Schema (`voisin schema`) is derived from them, and the
+//! structural check walks that schema.
+//!
+//! Values that need more than their type to be right (a domain name, a size
+//! like `5 GB`, a member id that must exist) stay text here and are checked
+//! in [`validate`], which can report each with its position.
+
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+use crate::document::Document;
+
+/// An association's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "voisin manifest")]
+pub struct Manifest {
+    /// Who the association is.
+    pub association: Association,
+
+    /// The Docker engine to deploy to. The local socket when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+
+    /// The association's members. Each gets an account in every service.
+    #[serde(default)]
+    pub members: Vec<Member>,
+
+    /// The services to run, by role (`mail`, `cloud`, `board`…).
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+
+    /// The reverse proxy in front of every service's web host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Proxy>,
+
+    /// Where and how long backups are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Backup>,
+}
+
+/// Who the association is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Association {
+    /// The association's name, as members know it.
+    pub name: String,
+
+    /// The association's DNS domain, like `amis-quartier.org`. Mailboxes live in it.
+    pub domain: String,
+
+    /// The address that answers for the association (certificates, DMARC reports).
+    pub contact: String,
+
+    /// Language of the board and of mail templates.
+    #[serde(default)]
+    pub locale: Locale,
+
+    /// IANA time zone, like `Europe/Paris`.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+
+    /// The machine's public addresses, for the DNS records voisin prints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_address: Option<PublicAddress>,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
+/// A language voisin speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    /// English.
+    #[default]
+    En,
+    /// French.
+    Fr,
+}
+
+/// The machine's public addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicAddress {
+    /// Public IPv4 address, like `203.0.113.7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    /// Public IPv6 address, like `2001:db8::7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
+}
+
+/// The Docker engine to deploy to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    /// `unix:///path/to/docker.sock` or `tcp://host:port` (TLS required).
+    pub host: String,
+    /// Client certificates for a `tcp://` engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// Client certificates for a remote engine; paths are relative to the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate authority that signed the engine's certificate.
+    pub ca: PathBuf,
+    /// voisin's client certificate.
+    pub cert: PathBuf,
+    /// voisin's client key.
+    pub key: PathBuf,
+}
+
+/// One member of the association.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Short, stable identifier: lower-case letters, digits, `.`, `_`, `-`.
+    /// Becomes the account name in every service.
+    pub id: String,
+
+    /// Full name, as other members see it.
+    pub name: String,
+
+    /// The member's mailbox, inside the association's domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+
+    /// An outside address for members without a mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+
+    /// Roles: `admin` members administer every service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+
+    /// Storage quota, like `2 GB`; the service's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+}
+
+/// A member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Administers every service: hides offers, disables members.
+    Admin,
+}
+
+/// A service the association runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The catalog entry that provides the service (`voisin catalog list`).
+    #[serde(rename = "use")]
+    pub entry: String,
+
+    /// The public host name the service answers on, like `pret.amis-quartier.org`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+
+    /// Mail only: extra addresses delivered to members, like `contact: [alice, bob]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, Vec<String>>,
+
+    /// Settings of the catalog entry (`voisin catalog show NAME`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// The reverse proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// The catalog entry that provides the proxy.
+    #[serde(rename = "use", default = "default_proxy")]
+    pub entry: String,
+
+    /// Address given to the certificate authority; the association's contact when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_email: Option<String>,
+
+    /// Settings of the catalog entry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// The proxy entry used when the manifest names none.
+pub fn default_proxy() -> String {
+    "traefik".to_string()
+}
+
+/// Where and how long backups are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// The restic-format repository: an absolute path, or `sftp:`, `rest:`, `s3:`… as restic writes them.
+    pub repository: String,
+
+    /// File holding the repository's password; relative paths are relative to the manifest.
+    pub password_file: PathBuf,
+
+    /// Which snapshots `backup prune` keeps.
+    pub keep: Keep,
+}
+
+/// Which snapshots to keep. A snapshot kept by any rule is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Keep {
+    /// Keep every snapshot younger than this, like `2d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+    /// Keep the newest N snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
+    /// Keep the last snapshot of each of the last N hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<u32>,
+    /// Keep the last snapshot of each of the last N days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u32>,
+    /// Keep the last snapshot of each of the last N weeks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u32>,
+    /// Keep the last snapshot of each of the last N months.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u32>,
+    /// Keep the last snapshot of each of the last N years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly: Option<u32>,
+}
+
+/// The manifest's JSON Schema (draft-07), as `voisin schema` prints it.
+pub fn schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<Manifest>();
+    serde_json::to_value(schema).unwrap_or_default()
+}
+
+/// Reads a manifest document into its types, reporting every structural
+/// problem with its position.
+pub fn read(document: &Document) -> Result<Manifest, Vec<Diagnostic>> {
+    document.read(&schema())
+}
+
+/// The result of checking one manifest.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The manifest, when it could be read (it may still have semantic errors).
+    pub manifest: Option<Manifest>,
+    /// Every problem found, in document order within each stage.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    /// True when no diagnostic is an error.
+    pub fn is_valid(&self) -> bool {
+        !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks a manifest's text: syntax, shape, then meaning against `catalog`.
+/// `file` names it in diagnostics. Never panics, whatever the text.
+pub fn check(file: &str, text: &str, catalog: &crate::catalog::Catalog) -> Checked {
+    let document = match Document::parse(file, text) {
+        Ok(d) => d,
+        Err(d) => {
+            return Checked {
+                manifest: None,
+                diagnostics: vec![*d],
+            };
+        }
+    };
+    check_document(&document, catalog)
+}
+
+/// Checks a parsed manifest document's shape and meaning.
+pub fn check_document(document: &Document, catalog: &crate::catalog::Catalog) -> Checked {
+    match read(document) {
+        Ok(manifest) => {
+            let diagnostics = validate::validate(document, &manifest, catalog);
+            Checked {
+                manifest: Some(manifest),
+                diagnostics,
+            }
+        }
+        Err(diagnostics) => Checked {
+            manifest: None,
+            diagnostics,
+        },
+    }
+}

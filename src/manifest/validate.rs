@@ -1,0 +1,663 @@
+//! The semantic check of a manifest that has the right shape: names the
+//! outside world must accept, references between sections, and settings
+//! typed by the catalog. Every rule reports with the position of the value
+//! at fault and keeps going, so one run shows every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Manifest, Service};
+use crate::catalog::{Catalog, Entry};
+use crate::diagnostic::{Diagnostic, did_you_mean, one_of};
+use crate::document::{Document, Path, Target};
+use crate::names;
+use crate::units;
+
+/// Backends restic understands besides a local path.
+const REMOTE_BACKENDS: &[&str] = &["sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone"];
+
+/// Checks `manifest`, read from `doc`, against `catalog`.
+pub fn validate(doc: &Document, manifest: &Manifest, catalog: &Catalog) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        doc,
+        manifest,
+        catalog,
+        out: Vec::new(),
+    };
+    v.association();
+    v.engine();
+    v.members();
+    v.services();
+    v.proxy();
+    v.backup();
+    v.out
+}
+
+struct Validator<'a> {
+    doc: &'a Document,
+    manifest: &'a Manifest,
+    catalog: &'a Catalog,
+    out: Vec<Diagnostic>,
+}
+
+impl<'a> Validator<'a> {
+    fn push(&mut self, diagnostic: Diagnostic, path: &Path, target: Target) {
+        self.out.push(self.doc.diag(diagnostic, path, target));
+    }
+
+    fn error(&mut self, code: &'static str, path: &Path, message: String, hint: Option<String>) {
+        self.push(
+            Diagnostic::error(code, message).with_hint_opt(hint),
+            path,
+            Target::Value,
+        );
+    }
+
+    fn dns_name(&mut self, path: &Path, name: &str, what: &str) -> bool {
+        match names::check_dns_name(name) {
+            Ok(()) => true,
+            Err(why) => {
+                self.error(
+                    "invalid-hostname",
+                    path,
+                    format!("`{name}` is not a valid {what}: {why}"),
+                    Some("write a name like `pret.amis-quartier.org`".into()),
+                );
+                false
+            }
+        }
+    }
+
+    fn email(&mut self, path: &Path, address: &str) -> Option<(String, String)> {
+        match names::check_email(address) {
+            Ok((local, domain)) => Some((local.to_string(), domain.to_string())),
+            Err(why) => {
+                self.error(
+                    "invalid-email",
+                    path,
+                    format!("`{address}` is not a mail address: {why}"),
+                    Some("write an address like `bureau@amis-quartier.org`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn association(&mut self) {
+        let manifest = self.manifest;
+        let a = &manifest.association;
+        if a.name.trim().is_empty() {
+            self.error(
+                "empty-value",
+                &"association.name".into(),
+                "the association's name is empty".into(),
+                Some("write the name members know it by".into()),
+            );
+        }
+        self.dns_name(&"association.domain".into(), &a.domain, "domain");
+        self.email(&"association.contact".into(), &a.contact);
+        if a.timezone.parse::<chrono_tz::Tz>().is_err() {
+            let hint = did_you_mean(&a.timezone, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
+                .unwrap_or_else(|| "write an IANA zone name, like `Europe/Paris` or `UTC`".into());
+            self.error(
+                "unknown-timezone",
+                &"association.timezone".into(),
+                format!("`{}` is not a time zone", a.timezone),
+                Some(hint),
+            );
+        }
+        if let Some(addr) = &a.public_address {
+            if let Some(v4) = &addr.ipv4
+                && v4.parse::<std::net::Ipv4Addr>().is_err()
+            {
+                self.error(
+                    "invalid-address",
+                    &"association.public_address.ipv4".into(),
+                    format!("`{v4}` is not an IPv4 address"),
+                    Some("write four numbers, like `203.0.113.7`".into()),
+                );
+            }
+            if let Some(v6) = &addr.ipv6
+                && v6.parse::<std::net::Ipv6Addr>().is_err()
+            {
+                self.error(
+                    "invalid-address",
+                    &"association.public_address.ipv6".into(),
+                    format!("`{v6}` is not an IPv6 address"),
+                    Some("write an address like `2001:db8::7`".into()),
+                );
+            }
+        }
+    }
+
+    fn engine(&mut self) {
+        let manifest = self.manifest;
+        let Some(engine) = &manifest.engine else {
+            return;
+        };
+        let path = Path::from("engine.host");
+        if let Some(rest) = engine.host.strip_prefix("tcp://") {
+            let host = rest.rsplit_once(':').map_or(rest, |(h, port)| {
+                if port.parse::<u16>().is_err() {
+                    self.error(
+                        "invalid-engine",
+                        &path,
+                        format!("`{port}` is not a port number"),
+                        Some("write `tcp://host:2376`".into()),
+                    );
+                }
+                h
+            });
+            if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+                self.dns_name(&path, host, "engine host");
+            }
+            if engine.tls.is_none() {
+                self.push(
+                    Diagnostic::error("engine-without-tls", "a remote engine over `tcp://` must use TLS")
+                        .with_hint("add `tls: { ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem }`: without it anyone on the network controls the engine"),
+                    &path,
+                    Target::Value,
+                );
+            }
+        } else if let Some(socket) = engine.host.strip_prefix("unix://") {
+            if !socket.starts_with('/') {
+                self.error(
+                    "invalid-engine",
+                    &path,
+                    format!("the socket path `{socket}` is not absolute"),
+                    Some("write `unix:///var/run/docker.sock`".into()),
+                );
+            }
+            if engine.tls.is_some() {
+                self.push(
+                    Diagnostic::error("invalid-engine", "`tls` applies only to a `tcp://` engine")
+                        .with_hint("remove `tls`, or give a `tcp://` host"),
+                    &"engine.tls".into(),
+                    Target::Key,
+                );
+            }
+        } else {
+            self.error(
+                "invalid-engine",
+                &path,
+                format!("`{}` is not an engine address", engine.host),
+                Some("write `unix:///var/run/docker.sock` or `tcp://host:2376`".into()),
+            );
+        }
+    }
+
+    fn members(&mut self) {
+        let domain = self.manifest.association.domain.clone();
+        let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut mailboxes: BTreeMap<String, usize> = BTreeMap::new();
+        let manifest = self.manifest;
+        for (i, m) in manifest.members.iter().enumerate() {
+            let base = Path::from("members").index(i);
+            if let Err(why) = names::check_member_id(&m.id) {
+                self.error(
+                    "invalid-member-id",
+                    &base.key("id"),
+                    format!("`{}` is not a valid member id: {why}", m.id),
+                    Some(
+                        "ids become account names: write something like `alice` or `jean-luc`"
+                            .into(),
+                    ),
+                );
+            } else if let Some(first) = ids.get(m.id.as_str()) {
+                self.error(
+                    "duplicate-member",
+                    &base.key("id"),
+                    format!(
+                        "the member id `{}` is used twice (first by `members[{first}]`)",
+                        m.id
+                    ),
+                    Some("give each member a distinct id".into()),
+                );
+            } else {
+                ids.insert(&m.id, i);
+            }
+            if m.name.trim().is_empty() {
+                self.error(
+                    "empty-value",
+                    &base.key("name"),
+                    format!("the member `{}` has an empty name", m.id),
+                    Some("write the name other members know them by".into()),
+                );
+            }
+            if let Some(mailbox) = &m.mailbox {
+                let path = base.key("mailbox");
+                if let Some((local, mdomain)) = self.email(&path, mailbox) {
+                    if mdomain != domain {
+                        self.error(
+                            "mailbox-outside-domain",
+                            &path,
+                            format!("the mailbox `{mailbox}` is not in the association's domain `{domain}`"),
+                            Some(format!("write `{local}@{domain}`, or put an outside address under `contact:` instead")),
+                        );
+                    }
+                    let key = mailbox.to_lowercase();
+                    if let Some(first) = mailboxes.get(&key) {
+                        self.error("duplicate-mailbox", &path, format!("the mailbox `{mailbox}` is used twice (first by `members[{first}]`)"), Some("each member needs a mailbox of their own; use an alias to share one".into()));
+                    } else {
+                        mailboxes.insert(key, i);
+                    }
+                }
+            }
+            if let Some(contact) = &m.contact {
+                self.email(&base.key("contact"), contact);
+            }
+            if m.mailbox.is_none() && m.contact.is_none() {
+                self.push(
+                    Diagnostic::error("unreachable-member", format!("the member `{}` has neither `mailbox` nor `contact`", m.id))
+                        .with_hint("give a `mailbox:` in the association's domain or an outside `contact:` address, so voisin can send their sign-in link"),
+                    &base,
+                    Target::Value,
+                );
+            }
+            if let Some(quota) = &m.quota
+                && let Err(e) = units::parse_size(quota)
+            {
+                self.error("invalid-size", &base.key("quota"), e.message, Some(e.hint));
+            }
+        }
+    }
+
+    fn services(&mut self) {
+        let roles: BTreeSet<&str> = self
+            .catalog
+            .roles()
+            .into_iter()
+            .filter(|r| *r != "proxy")
+            .collect();
+        let mut hosts: BTreeMap<String, String> = BTreeMap::new();
+        let manifest = self.manifest;
+        for (role, service) in &manifest.services {
+            let base = Path::from("services").key(role.as_str());
+            if !roles.contains(role.as_str()) {
+                let hint = if role == "proxy" {
+                    "the proxy has its own top-level `proxy:` section".to_string()
+                } else {
+                    did_you_mean(role, roles.iter().copied()).unwrap_or_else(|| {
+                        format!(
+                            "services are named by role: {}",
+                            one_of(roles.iter().copied())
+                        )
+                    })
+                };
+                self.push(
+                    Diagnostic::error(
+                        "unknown-role",
+                        format!("no catalog entry provides the role `{role}`"),
+                    )
+                    .with_hint(hint),
+                    &base,
+                    Target::Key,
+                );
+                continue;
+            }
+            let Some(entry) = self.entry_for(&base, role, &service.entry) else {
+                continue;
+            };
+            self.host(&base, service, entry, &mut hosts);
+            if !service.aliases.is_empty() {
+                if role == "mail" {
+                    self.aliases(&base, service);
+                } else {
+                    self.push(
+                        Diagnostic::error(
+                            "misplaced-key",
+                            format!("`aliases` applies only to the mail service, not `{role}`"),
+                        )
+                        .with_hint("move the aliases under `services.mail`"),
+                        &base.key("aliases"),
+                        Target::Key,
+                    );
+                }
+            }
+            self.settings(&base, &service.settings, entry);
+        }
+    }
+
+    fn entry_for(&mut self, base: &Path, role: &str, name: &str) -> Option<&'a Entry> {
+        let path = base.key("use");
+        let catalog = self.catalog;
+        match catalog.get(name) {
+            Some(entry) if entry.role == role => Some(entry),
+            Some(entry) => {
+                let same_role: Vec<&str> = catalog.of_role(role).map(|e| e.name.as_str()).collect();
+                self.error(
+                    "wrong-role",
+                    &path,
+                    format!("`{name}` provides `{}`, not `{role}`", entry.role),
+                    Some(format!(
+                        "for `{role}`, use {}",
+                        one_of(same_role.iter().copied())
+                    )),
+                );
+                None
+            }
+            None => {
+                let same_role: Vec<&str> = catalog.of_role(role).map(|e| e.name.as_str()).collect();
+                let hint = did_you_mean(name, catalog.entries.keys().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "for `{role}`, the catalog offers {}",
+                            one_of(same_role.iter().copied())
+                        )
+                    });
+                self.error(
+                    "unknown-entry",
+                    &path,
+                    format!("the catalog has no entry named `{name}`"),
+                    Some(hint),
+                );
+                None
+            }
+        }
+    }
+
+    fn host(
+        &mut self,
+        base: &Path,
+        service: &Service,
+        entry: &Entry,
+        hosts: &mut BTreeMap<String, String>,
+    ) {
+        let role = base.to_string();
+        match (&service.host, entry.needs_host) {
+            (None, true) => {
+                let example = format!("{}.{}", entry.role, self.manifest.association.domain);
+                self.push(
+                    Diagnostic::error("missing-host", format!("`{role}` needs a `host`"))
+                        .with_hint(format!(
+                            "add `host: {example}`; it is the name members reach the service at"
+                        )),
+                    base,
+                    Target::Key,
+                );
+            }
+            (Some(_), false) => {
+                self.push(
+                    Diagnostic::warning(
+                        "unused-host",
+                        format!("`{}` has no public host; `host` is ignored", entry.name),
+                    )
+                    .with_hint("remove `host`"),
+                    &base.key("host"),
+                    Target::Key,
+                );
+            }
+            (Some(host), true) => {
+                let path = base.key("host");
+                if self.dns_name(&path, host, "host name") {
+                    if let Some(other) = hosts.get(host) {
+                        self.error(
+                            "duplicate-host",
+                            &path,
+                            format!("`{host}` is already the host of `{other}`"),
+                            Some(
+                                "give each service a host of its own, like `mail.…` and `cloud.…`"
+                                    .into(),
+                            ),
+                        );
+                    } else {
+                        hosts.insert(host.clone(), role);
+                    }
+                }
+            }
+            (None, false) => {}
+        }
+    }
+
+    fn aliases(&mut self, base: &Path, service: &Service) {
+        let members: Vec<&str> = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
+        let with_mailbox: BTreeSet<&str> = self
+            .manifest
+            .members
+            .iter()
+            .filter(|m| m.mailbox.is_some())
+            .map(|m| m.id.as_str())
+            .collect();
+        let taken: BTreeSet<String> = self
+            .manifest
+            .members
+            .iter()
+            .filter_map(|m| m.mailbox.as_deref())
+            .filter_map(|mb| mb.split_once('@').map(|(l, _)| l.to_lowercase()))
+            .collect();
+        for (alias, targets) in &service.aliases {
+            let path = base.key("aliases").key(alias.as_str());
+            if let Err(why) = names::check_local_part(alias) {
+                self.push(
+                    Diagnostic::error(
+                        "invalid-alias",
+                        format!("`{alias}` cannot be an address: {why}"),
+                    ),
+                    &path,
+                    Target::Key,
+                );
+            } else if taken.contains(&alias.to_lowercase()) {
+                self.push(
+                    Diagnostic::error(
+                        "alias-is-mailbox",
+                        format!("`{alias}` is already a member's mailbox"),
+                    )
+                    .with_hint("an alias needs an address of its own"),
+                    &path,
+                    Target::Key,
+                );
+            }
+            if targets.is_empty() {
+                self.error(
+                    "empty-alias",
+                    &path,
+                    format!("the alias `{alias}` delivers to nobody"),
+                    Some("list at least one member id, like `[alice]`".into()),
+                );
+            }
+            for (i, target) in targets.iter().enumerate() {
+                let tpath = path.index(i);
+                if !members.contains(&target.as_str()) {
+                    let hint = did_you_mean(target, members.iter().copied())
+                        .unwrap_or_else(|| "aliases deliver to members: list their `id`s".into());
+                    self.error(
+                        "unknown-member",
+                        &tpath,
+                        format!("no member has the id `{target}`"),
+                        Some(hint),
+                    );
+                } else if !with_mailbox.contains(target.as_str()) {
+                    self.error(
+                        "member-without-mailbox",
+                        &tpath,
+                        format!("the member `{target}` has no mailbox to deliver to"),
+                        Some(format!(
+                            "give `{target}` a `mailbox:`, or remove them from the alias"
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn settings(
+        &mut self,
+        base: &Path,
+        given: &BTreeMap<String, serde_json::Value>,
+        entry: &Entry,
+    ) {
+        for (name, value) in given {
+            let path = base.key("settings").key(name.as_str());
+            let Some(setting) = entry.settings.get(name) else {
+                let known = entry.settings.keys().map(String::as_str);
+                let hint = did_you_mean(name, known.clone()).unwrap_or_else(|| {
+                    if entry.settings.is_empty() {
+                        format!("`{}` has no settings", entry.name)
+                    } else {
+                        format!("`{}` has the settings {}", entry.name, one_of(known))
+                    }
+                });
+                self.push(
+                    Diagnostic::error(
+                        "unknown-setting",
+                        format!("`{}` has no setting `{name}`", entry.name),
+                    )
+                    .with_hint(hint),
+                    &path,
+                    Target::Key,
+                );
+                continue;
+            };
+            if let Err(misfit) = setting.check(value) {
+                let subject = match misfit.item {
+                    Some(i) => format!("item {} of `{name}`", i + 1),
+                    None => format!("`{name}`"),
+                };
+                let message = if misfit.message.starts_with("must ") {
+                    format!("{subject} {}", misfit.message)
+                } else {
+                    format!("{subject}: {}", misfit.message)
+                };
+                let at = misfit.item.map_or_else(|| path.clone(), |i| path.index(i));
+                self.error("invalid-setting", &at, message, misfit.hint);
+            }
+        }
+        for (name, setting) in &entry.settings {
+            if setting.default.is_none() && !given.contains_key(name) {
+                self.push(
+                    Diagnostic::error(
+                        "missing-setting",
+                        format!("`{}` needs the setting `{name}`", entry.name),
+                    )
+                    .with_hint(format!(
+                        "add `{name}:` under `settings:` ({})",
+                        setting.doc.trim_end_matches('.')
+                    )),
+                    base,
+                    Target::Key,
+                );
+            }
+        }
+    }
+
+    fn proxy(&mut self) {
+        let manifest = self.manifest;
+        let Some(proxy) = &manifest.proxy else {
+            if self.catalog.get(&super::default_proxy()).is_none()
+                && self.manifest.services.values().any(|s| s.host.is_some())
+            {
+                self.push(
+                    Diagnostic::error(
+                        "unknown-entry",
+                        format!(
+                            "the catalog has no `{}` entry for the proxy",
+                            super::default_proxy()
+                        ),
+                    )
+                    .with_hint("add a `proxy:` section naming a proxy entry of the catalog"),
+                    &Path::default(),
+                    Target::Value,
+                );
+            }
+            return;
+        };
+        let base = Path::from("proxy");
+        if let Some(entry) = self.entry_for(&base, "proxy", &proxy.entry) {
+            self.settings(&base, &proxy.settings, entry);
+        }
+        if let Some(email) = &proxy.acme_email {
+            self.email(&base.key("acme_email"), email);
+        }
+    }
+
+    fn backup(&mut self) {
+        let manifest = self.manifest;
+        let Some(backup) = &manifest.backup else {
+            return;
+        };
+        let repo = &backup.repository;
+        let path = Path::from("backup.repository");
+        if repo.trim().is_empty() {
+            self.error(
+                "empty-value",
+                &path,
+                "the backup repository is empty".into(),
+                Some("write an absolute path, like `/srv/voisin-backups`".into()),
+            );
+        } else if let Some((scheme, _)) = repo.split_once(':').filter(|(s, _)| !s.contains('/')) {
+            if !REMOTE_BACKENDS.contains(&scheme) {
+                let hint =
+                    did_you_mean(scheme, REMOTE_BACKENDS.iter().copied()).unwrap_or_else(|| {
+                        format!(
+                            "write an absolute path, or one of {} followed by `:`",
+                            one_of(REMOTE_BACKENDS.iter().copied())
+                        )
+                    });
+                self.error(
+                    "invalid-repository",
+                    &path,
+                    format!("`{scheme}:` is not a backup backend"),
+                    Some(hint),
+                );
+            }
+        } else if !repo.starts_with('/') {
+            self.error("invalid-repository", &path, format!("the repository path `{repo}` is not absolute"), Some("write an absolute path, like `/srv/voisin-backups`, so it does not depend on where voisin runs".into()));
+        }
+        if backup.password_file.as_os_str().is_empty() {
+            self.error(
+                "empty-value",
+                &"backup.password_file".into(),
+                "the password file is empty".into(),
+                Some("name the file holding the repository's password".into()),
+            );
+        }
+        let keep = &backup.keep;
+        let kpath = Path::from("backup.keep");
+        if let Some(within) = &keep.within {
+            match units::parse_duration(within) {
+                Err(e) => self.error(
+                    "invalid-duration",
+                    &kpath.key("within"),
+                    e.message,
+                    Some(e.hint),
+                ),
+                Ok(d) if d.as_secs() < 3_600 => self.error(
+                    "keep-too-short",
+                    &kpath.key("within"),
+                    format!("keeping snapshots `within: {within}` keeps less than an hour of them"),
+                    Some("keep at least a day, like `within: 2d`".into()),
+                ),
+                Ok(_) => {}
+            }
+        }
+        let counts = [
+            keep.last,
+            keep.hourly,
+            keep.daily,
+            keep.weekly,
+            keep.monthly,
+            keep.yearly,
+        ];
+        let any_count = counts.iter().flatten().any(|n| *n > 0);
+        if keep.within.is_none() && !any_count {
+            self.push(
+                Diagnostic::error("keep-nothing", "this keep policy keeps no snapshot").with_hint(
+                    "keep some, like `keep: { within: 2d, daily: 7, weekly: 4, monthly: 12 }`",
+                ),
+                &kpath,
+                Target::Key,
+            );
+        } else if keep.within.is_none() {
+            self.push(
+                Diagnostic::warning("keep-counts-only", "this keep policy counts snapshots but keeps none by age")
+                    .with_hint("add `within: 2d`: if backups go wrong for a while, counts alone can keep only the bad ones"),
+                &kpath,
+                Target::Key,
+            );
+        }
+    }
+}

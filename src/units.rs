@@ -1,0 +1,165 @@
+//! Sizes (`5 GB`) and durations (`21d`) as people write them in manifests.
+
+use std::time::Duration;
+
+/// Size units voisin reads, with their factor in bytes.
+const SIZE_UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("kB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+];
+
+/// Why a size or duration could not be read: a message and a hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitError {
+    /// What is wrong.
+    pub message: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+/// Reads a size like `5 GB`, `500MiB` or `1.5 TB` into bytes. Units are
+/// read without regard to case (`5 gb` is `5 GB`); a bare number is refused
+/// because nobody can tell whether `5` meant bytes or gigabytes.
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = (&text[..split], text[split..].trim());
+    let hint = || "write a number and a unit, like `5 GB` or `500 MiB`".to_string();
+    if number.is_empty() {
+        return Err(UnitError {
+            message: format!("`{text}` is not a size"),
+            hint: hint(),
+        });
+    }
+    if unit.is_empty() {
+        return Err(UnitError {
+            message: format!("the size `{text}` has no unit"),
+            hint: format!("write `{number} GB` or `{number} MB`"),
+        });
+    }
+    let Some((_, factor)) = SIZE_UNITS
+        .iter()
+        .find(|(u, _)| u.eq_ignore_ascii_case(unit))
+    else {
+        return Err(UnitError {
+            message: format!("`{unit}` is not a size unit"),
+            hint: format!(
+                "use one of {}",
+                crate::diagnostic::one_of(SIZE_UNITS.iter().map(|(u, _)| *u))
+            ),
+        });
+    };
+    let value: f64 = number.parse().map_err(|_| UnitError {
+        message: format!("`{number}` is not a number"),
+        hint: hint(),
+    })?;
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let bytes = (value * *factor as f64).round() as u64;
+    Ok(bytes)
+}
+
+/// Reads a duration like `21d`, `2h30m` or `90s`. Units: `s`, `m`
+/// (minutes), `h`, `d`, `w`, `y` (365 days).
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    let text = text.trim();
+    let hint = "write a number and a unit, like `21d`, `12h` or `1w` (units: s, m, h, d, w, y)";
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UnitError {
+            message: format!("the duration `{text}` has no unit"),
+            hint: format!("write `{text}d` for days or `{text}h` for hours"),
+        });
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(UnitError {
+            message: "the duration is empty".into(),
+            hint: hint.into(),
+        });
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_len = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - digits);
+        let (number, unit) = (&rest[..digits], &rest[digits..digits + unit_len]);
+        let seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "y" => 365 * 86_400,
+            _ => 0,
+        };
+        let n: u64 = number.parse().unwrap_or(0);
+        if number.is_empty() || seconds == 0 {
+            return Err(UnitError {
+                message: format!("`{text}` is not a duration"),
+                hint: hint.into(),
+            });
+        }
+        total = total.saturating_add(n.saturating_mul(seconds));
+        rest = &rest[digits + unit_len..];
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sizes_with_decimal_and_binary_units() {
+        assert_eq!(parse_size("5 GB"), Ok(5_000_000_000));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("1.5 kB"), Ok(1_500));
+        assert_eq!(parse_size("2 gb"), Ok(2_000_000_000));
+    }
+
+    #[test]
+    fn refuses_sizes_without_a_known_unit() {
+        assert_eq!(
+            parse_size("5").expect_err("no unit").hint,
+            "write `5 GB` or `5 MB`"
+        );
+        assert!(
+            parse_size("5 GX")
+                .expect_err("bad unit")
+                .message
+                .contains("`GX`")
+        );
+        assert!(parse_size("GB").is_err());
+        assert!(parse_size("1.2.3 GB").is_err());
+    }
+
+    #[test]
+    fn reads_durations_with_several_parts() {
+        assert_eq!(parse_duration("21d"), Ok(Duration::from_secs(21 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert!(
+            parse_duration("21")
+                .expect_err("no unit")
+                .message
+                .contains("no unit")
+        );
+        assert!(parse_duration("3 days").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}
