@@ -1,6 +1,7 @@
 //! The command line as clap types, and nothing else: these types hold no
 //! logic. Their doc comments are the `--help` text.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -88,6 +89,10 @@ pub enum Command {
     /// What the catalog offers.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+
+    /// The neighbourhood lending board: what its container runs.
+    #[command(subcommand)]
+    Board(BoardCommand),
 }
 
 /// Arguments of `voisin check`.
@@ -109,4 +114,128 @@ pub enum CatalogCommand {
         /// The entry's name, as a service's `use:` names it.
         name: String,
     },
+}
+
+/// `voisin board …`
+#[derive(Debug, Subcommand)]
+pub enum BoardCommand {
+    /// Serve the lending board over HTTP.
+    ///
+    /// Every option has an environment fallback, which is how the board's
+    /// container is configured.
+    Serve(Box<BoardServeArgs>),
+
+    /// Write a consistent snapshot of the board's database, even while the
+    /// board runs (SQLite's online backup).
+    Backup(BoardBackupArgs),
+
+    /// Fill a database with generated offers, for benchmarks.
+    #[command(hide = true)]
+    Seed(BoardSeedArgs),
+}
+
+/// Arguments of `voisin board serve`.
+#[derive(Debug, Args)]
+pub struct BoardServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "VOISIN_BOARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// The SQLite database; created when missing.
+    #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
+    pub database: PathBuf,
+
+    /// The address members reach the board at, like `https://pret.example.org`;
+    /// cookies are `Secure` when it starts with `https`.
+    #[arg(
+        long,
+        env = "VOISIN_BOARD_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+
+    /// Language of pages and mails: `fr` or `en`.
+    #[arg(long, env = "VOISIN_BOARD_LOCALE", default_value = "en")]
+    pub locale: String,
+
+    /// The association's name, shown on every page.
+    #[arg(long, env = "VOISIN_BOARD_ASSOCIATION", default_value = "voisin")]
+    pub association: String,
+
+    /// Categories offers are filed under, comma-separated.
+    #[arg(
+        long,
+        env = "VOISIN_BOARD_CATEGORIES",
+        default_value = "books,films,tools,games,services"
+    )]
+    pub categories: String,
+
+    /// How long a loan lasts when the borrower names no end date, like `21d`.
+    #[arg(long, env = "VOISIN_BOARD_LOAN_PERIOD", default_value = "21d")]
+    pub loan_period: String,
+
+    /// How long before the due date the borrower is reminded, like `2d`.
+    #[arg(long, env = "VOISIN_BOARD_REMINDER_BEFORE", default_value = "2d")]
+    pub reminder_before: String,
+
+    /// Largest photo a member can attach to an offer, like `5 MB`.
+    #[arg(long, env = "VOISIN_BOARD_PHOTO_MAX_SIZE", default_value = "5 MB")]
+    pub photo_max_size: String,
+
+    /// The association's SMTP server; without it, mails wait in the queue.
+    #[arg(long, env = "VOISIN_BOARD_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    /// The SMTP server's port (default: 25, 587 with `starttls`, 465 with `tls`).
+    #[arg(long, env = "VOISIN_BOARD_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+
+    /// The SMTP user name, when the server asks for one.
+    #[arg(long, env = "VOISIN_BOARD_SMTP_USER")]
+    pub smtp_user: Option<String>,
+
+    /// A file holding the SMTP password (never the password itself, so it
+    /// stays out of process listings).
+    #[arg(long, env = "VOISIN_BOARD_SMTP_PASSWORD_FILE", value_name = "FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+
+    /// The address mails come from.
+    #[arg(long, env = "VOISIN_BOARD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+
+    /// How to secure the SMTP connection: `none`, `starttls` or `tls`.
+    #[arg(long, env = "VOISIN_BOARD_SMTP_TLS", default_value = "starttls")]
+    pub smtp_tls: String,
+
+    /// The members file (JSON) rendered from the manifest; synced at every start.
+    #[arg(long, env = "VOISIN_BOARD_MEMBERS_FILE", value_name = "FILE")]
+    pub members_file: Option<PathBuf>,
+}
+
+/// Arguments of `voisin board backup`.
+#[derive(Debug, Args)]
+pub struct BoardBackupArgs {
+    /// The board's SQLite database.
+    #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
+    pub database: PathBuf,
+
+    /// Where to write the snapshot; `-` writes it to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `voisin board seed`.
+#[derive(Debug, Args)]
+pub struct BoardSeedArgs {
+    /// The SQLite database to fill; created when missing.
+    #[arg(long, value_name = "PATH")]
+    pub database: PathBuf,
+
+    /// How many offers to add.
+    #[arg(long, default_value_t = 5000)]
+    pub offers: u32,
+
+    /// Categories to spread the offers over, comma-separated.
+    #[arg(long, default_value = "books,films,tools,games,services")]
+    pub categories: String,
 }

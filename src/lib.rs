@@ -7,6 +7,7 @@
 //! [`commands`] orchestrate one subcommand each. [`run`] is the one place
 //! where outcomes become exit codes.
 
+pub mod board;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into work and
 //! prints its result. No engine types and no rendering logic live here.
 
+mod board;
 mod catalog;
 mod check;
 mod schema;
@@ -18,6 +19,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => check::run(global, args),
         Command::Schema => schema::run(),
         Command::Catalog(cmd) => catalog::run(global, cmd),
+        Command::Board(cmd) => board::run(cmd),
     }
 }
 

@@ -1,0 +1,253 @@
+//! The board's settings, resolved from the command line and environment
+//! (what the catalog entry renders) into typed values before anything
+//! starts, so a bad setting stops the board at once with a clear message.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::cli::BoardServeArgs;
+use crate::units::{parse_duration, parse_size};
+
+/// Everything the board needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// The address members reach the board at, without a trailing slash;
+    /// sign-in links in mails start with it.
+    pub public_url: String,
+    /// Whether cookies carry `Secure` (the public address is https).
+    pub secure_cookies: bool,
+    /// Language of pages and mails.
+    pub locale: Locale,
+    /// The association's display name.
+    pub association: String,
+    /// Categories offers are filed under, in the manifest's order.
+    pub categories: Vec<String>,
+    /// How long a loan lasts when the borrower names no end date.
+    pub loan_period: Duration,
+    /// How long before the due date the borrower is reminded.
+    pub reminder_before: Duration,
+    /// Largest accepted photo, in bytes.
+    pub photo_max_size: u64,
+    /// The SMTP server; `None` keeps every mail in the queue.
+    pub smtp: Option<SmtpConfig>,
+    /// The members file synced at start.
+    pub members_file: Option<PathBuf>,
+}
+
+/// Languages the board speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    /// English.
+    En,
+    /// French.
+    Fr,
+}
+
+impl Locale {
+    /// The language's code, as in `lang` attributes.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Fr => "fr",
+        }
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text: only for a server on the same host or network.
+    None,
+    /// Upgrade a plain connection with STARTTLS.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// Where and how mails are sent.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// The server's host name.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+    /// User name and password, when the server asks for them.
+    pub credentials: Option<(String, Secret)>,
+    /// The sender address.
+    pub from: String,
+    /// Connection security.
+    pub tls: SmtpTls,
+}
+
+/// A secret value: its `Debug` and `Display` never show it, so it cannot
+/// leak into logs or error messages by accident.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Config {
+    /// Settings with the catalog's defaults, for a database at `database`:
+    /// a starting point for tests and tools.
+    pub fn new(database: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database,
+            public_url: "http://localhost:8080".into(),
+            secure_cookies: false,
+            locale: Locale::En,
+            association: "voisin".into(),
+            categories: ["books", "films", "tools", "games", "services"]
+                .map(String::from)
+                .to_vec(),
+            loan_period: Duration::from_secs(21 * 86_400),
+            reminder_before: Duration::from_secs(2 * 86_400),
+            photo_max_size: 5_000_000,
+            smtp: None,
+            members_file: None,
+        }
+    }
+
+    /// Resolves the command line into settings, refusing any bad value.
+    pub fn resolve(args: &BoardServeArgs) -> anyhow::Result<Self> {
+        let locale = match args.locale.trim() {
+            "en" => Locale::En,
+            "fr" => Locale::Fr,
+            other => bail!("`{other}` is not a board locale (use `fr` or `en`)"),
+        };
+        let public_url = args.public_url.trim().trim_end_matches('/').to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("the public url `{public_url}` must start with `http://` or `https://`");
+        }
+        let categories = parse_categories(&args.categories);
+        if categories.is_empty() {
+            bail!("the board needs at least one category");
+        }
+        let unit = |what: &str, e: crate::units::UnitError| {
+            anyhow::anyhow!("{what}: {} (hint: {})", e.message, e.hint)
+        };
+        let smtp = match &args.smtp_host {
+            None => None,
+            Some(host) => Some(resolve_smtp(args, host)?),
+        };
+        Ok(Self {
+            listen: args.listen,
+            database: args.database.clone(),
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            locale,
+            association: args.association.clone(),
+            categories,
+            loan_period: parse_duration(&args.loan_period).map_err(|e| unit("loan period", e))?,
+            reminder_before: parse_duration(&args.reminder_before)
+                .map_err(|e| unit("reminder before", e))?,
+            photo_max_size: parse_size(&args.photo_max_size)
+                .map_err(|e| unit("photo max size", e))?,
+            smtp,
+            members_file: args.members_file.clone(),
+        })
+    }
+
+    /// The loan period in whole days (at least one).
+    pub fn loan_days(&self) -> i64 {
+        whole_days(self.loan_period).max(1)
+    }
+
+    /// The reminder lead time in whole days.
+    pub fn reminder_days(&self) -> i64 {
+        whole_days(self.reminder_before)
+    }
+}
+
+fn whole_days(d: Duration) -> i64 {
+    i64::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(i64::MAX)
+}
+
+/// Splits a comma-separated category list, dropping blanks and repeats.
+pub fn parse_categories(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        if !out.iter().any(|o| o == c) {
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
+fn resolve_smtp(args: &BoardServeArgs, host: &str) -> anyhow::Result<SmtpConfig> {
+    let tls = match args.smtp_tls.trim() {
+        "none" => SmtpTls::None,
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        other => bail!("`{other}` is not an smtp tls mode (use `none`, `starttls` or `tls`)"),
+    };
+    let port = args.smtp_port.unwrap_or(match tls {
+        SmtpTls::None => 25,
+        SmtpTls::StartTls => 587,
+        SmtpTls::Tls => 465,
+    });
+    let Some(from) = args.smtp_from.clone() else {
+        bail!("`--smtp-from` is needed with `--smtp-host`");
+    };
+    let credentials = match (&args.smtp_user, &args.smtp_password_file) {
+        (Some(user), Some(file)) => {
+            let password = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the smtp password file `{}`", file.display()))?;
+            Some((user.clone(), Secret::new(password.trim_end_matches(['\n', '\r']).to_string())))
+        }
+        (None, None) => None,
+        _ => bail!("`--smtp-user` and `--smtp-password-file` go together"),
+    };
+    Ok(SmtpConfig {
+        host: host.to_string(),
+        port,
+        credentials,
+        from,
+        tls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_drop_blanks_and_repeats() {
+        assert_eq!(parse_categories(" livres, dvd,,livres ,outils"), ["livres", "dvd", "outils"]);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn partial_days_round_up() {
+        assert_eq!(whole_days(Duration::from_secs(86_401)), 2);
+    }
+}

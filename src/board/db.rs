@@ -1,0 +1,209 @@
+//! The board's SQLite database: its schema, migrations, and a small pool of
+//! connections. SQLite calls block, so they run on tokio's blocking threads;
+//! a pool lets reads proceed in parallel (WAL mode) without reopening files.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::{Context as _, anyhow};
+use rusqlite::Connection;
+use tokio::sync::Semaphore;
+
+/// The schema, one migration per entry; `PRAGMA user_version` records how
+/// many have run. Never edit a released migration: add one.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE members (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    -- the hash the members file gave; when it changes, it replaces password_hash
+    initial_hash TEXT,
+    password_hash TEXT,
+    in_file INTEGER NOT NULL DEFAULT 1,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX members_email ON members(lower(email));
+
+CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY,
+    member_id TEXT NOT NULL REFERENCES members(id),
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sign_in_links (
+    token_hash BLOB PRIMARY KEY,
+    member_id TEXT NOT NULL REFERENCES members(id),
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE offers (
+    id INTEGER PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES members(id),
+    kind TEXT NOT NULL CHECK (kind IN ('item', 'service')),
+    category TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    condition TEXT NOT NULL DEFAULT '',
+    availability TEXT NOT NULL DEFAULT '',
+    available INTEGER NOT NULL DEFAULT 1,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    has_photo INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX offers_recent ON offers(created_at DESC, id DESC);
+CREATE INDEX offers_category ON offers(category, created_at DESC, id DESC);
+CREATE INDEX offers_owner ON offers(owner_id);
+
+CREATE TABLE photos (
+    offer_id INTEGER PRIMARY KEY REFERENCES offers(id),
+    content_type TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+
+CREATE VIRTUAL TABLE offers_fts USING fts5(
+    title, description, content='offers', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER offers_fts_insert AFTER INSERT ON offers BEGIN
+    INSERT INTO offers_fts(rowid, title, description) VALUES (new.id, new.title, new.description);
+END;
+CREATE TRIGGER offers_fts_update AFTER UPDATE OF title, description ON offers BEGIN
+    INSERT INTO offers_fts(offers_fts, rowid, title, description)
+        VALUES ('delete', old.id, old.title, old.description);
+    INSERT INTO offers_fts(rowid, title, description) VALUES (new.id, new.title, new.description);
+END;
+
+-- a member asking for an offer: a loan for an item, a request for a service
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY,
+    offer_id INTEGER NOT NULL REFERENCES offers(id),
+    requester_id TEXT NOT NULL REFERENCES members(id),
+    start_date TEXT,
+    end_date TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    lent_at INTEGER,
+    due_date TEXT,
+    returned_at INTEGER,
+    reminded_before INTEGER NOT NULL DEFAULT 0,
+    reminded_after INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX requests_offer ON requests(offer_id, state);
+CREATE INDEX requests_requester ON requests(requester_id);
+CREATE INDEX requests_due ON requests(state, due_date);
+
+CREATE TABLE mail_queue (
+    id INTEGER PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    last_error TEXT
+);
+CREATE INDEX mail_pending ON mail_queue(next_attempt_at) WHERE sent_at IS NULL;
+"];
+
+/// A pool of connections to the board's database.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Pool>,
+}
+
+struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Db {
+    /// Opens (creating when missing) the database at `path`, brings its
+    /// schema up to date, and keeps up to `size` connections.
+    pub fn open(path: &Path, size: usize) -> anyhow::Result<Self> {
+        let mut first = connect(path)?;
+        migrate(&mut first)?;
+        Ok(Self {
+            inner: Arc::new(Pool {
+                path: path.to_path_buf(),
+                idle: Mutex::new(vec![first]),
+                permits: Semaphore::new(size.max(1)),
+            }),
+        })
+    }
+
+    /// Runs `work` with a connection on a blocking thread.
+    pub async fn call<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| anyhow!("the database pool is closed"))?;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.blocking(work))
+            .await
+            .context("a database task panicked")?
+    }
+
+    /// Runs `work` with a connection on the current thread, for code that
+    /// is not async (start-up, tools, tests).
+    pub fn blocking<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let taken = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => connect(&self.inner.path)?,
+        };
+        let result = work(&mut conn);
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        result
+    }
+}
+
+/// Opens one connection with the settings every connection needs.
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open the board database `{}`", path.display()))?;
+    // WAL lets readers run beside the one writer; the busy timeout makes a
+    // writer wait for another instead of failing at once.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Runs the migrations this database has not seen yet.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(done)?) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("board database migration {} failed", i + 1))?;
+        tx.pragma_update(None, "user_version", i64::try_from(i + 1)?)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

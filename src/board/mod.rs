@@ -1,0 +1,182 @@
+//! The neighbourhood lending board: members offer items and services and
+//! borrow them from each other. An axum web service over one SQLite file,
+//! with tera pages that work without JavaScript, in French or English.
+//!
+//! [`Board`] holds everything a running board shares; [`serve`] runs it
+//! with its background task (mail delivery and loan reminders). Time comes
+//! from an injected [`Clock`] so tests can move it.
+
+mod auth;
+pub mod backup;
+mod clock;
+pub mod config;
+pub mod db;
+mod i18n;
+pub mod mail;
+pub mod members;
+mod pages;
+pub mod reminders;
+mod routes;
+pub mod seed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use db::Db;
+pub use members::hash_password;
+
+use auth::{CookieNames, RateLimiter};
+use i18n::Texts;
+use pages::Pages;
+
+/// What every request and the background task share.
+pub struct Shared {
+    config: Config,
+    db: Db,
+    clock: Arc<dyn Clock>,
+    pages: Pages,
+    texts: Texts,
+    limiter: RateLimiter,
+    cookies: CookieNames,
+    /// Wakes the mail task when a mail is queued.
+    mail_waiting: Notify,
+}
+
+/// A lending board, ready to serve.
+#[derive(Clone)]
+pub struct Board {
+    shared: Arc<Shared>,
+}
+
+impl Board {
+    /// Opens the database, syncs the members file, and loads pages and
+    /// texts.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let db = Db::open(&config.database, 8)?;
+        if let Some(path) = &config.members_file {
+            let file = members::MembersFile::load(path)?;
+            let now = clock.now();
+            let report = db.blocking(|c| members::sync(c, &file, now))?;
+            eprintln!(
+                "board: members synced ({} in the file, {} new, {} disabled)",
+                file.members.len(),
+                report.added,
+                report.disabled
+            );
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                texts: Texts::load(config.locale)?,
+                pages: Pages::load()?,
+                cookies: CookieNames::new(config.secure_cookies),
+                limiter: RateLimiter::default(),
+                mail_waiting: Notify::new(),
+                config,
+                db,
+                clock,
+            }),
+        })
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.shared.clone())
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.shared.db
+    }
+
+    /// Delivers the mails whose time has come.
+    pub async fn deliver_mail(&self) -> anyhow::Result<mail::Delivery> {
+        let s = &self.shared;
+        mail::deliver_due(&s.db, s.config.smtp.as_ref(), s.clock.now()).await
+    }
+
+    /// Queues the reminders due today.
+    pub async fn send_reminders(&self) -> anyhow::Result<usize> {
+        let shared = self.shared.clone();
+        let queued = self
+            .shared
+            .db
+            .call(move |c| reminders::queue_due(c, &shared))
+            .await?;
+        Ok(queued)
+    }
+
+    /// The background work, forever: reminders once a minute, mail as soon
+    /// as some is queued and every 15 seconds for retries.
+    pub async fn background(self) {
+        let mut last_reminders = i64::MIN;
+        loop {
+            let now = self.shared.clock.now();
+            if now - last_reminders >= 60 {
+                last_reminders = now;
+                if let Err(err) = self.send_reminders().await {
+                    eprintln!("board: reminders failed: {err:#}");
+                }
+            }
+            if let Err(err) = self.deliver_mail().await {
+                eprintln!("board: mail delivery failed: {err:#}");
+            }
+            tokio::select! {
+                () = self.shared.mail_waiting.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(15)) => {}
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The values every page needs.
+    fn context(&self, member: Option<&routes::Member>, csrf: &str) -> tera::Context {
+        let mut ctx = tera::Context::new();
+        ctx.insert("t", &self.texts.value);
+        ctx.insert("lang", self.config.locale.code());
+        ctx.insert("association", &self.config.association);
+        ctx.insert("categories", &self.config.categories);
+        ctx.insert("me", &member);
+        ctx.insert("csrf", csrf);
+        ctx.insert("notice", "");
+        ctx
+    }
+
+    /// Queues a mail and wakes the mail task.
+    fn queue_mail(
+        &self,
+        conn: &rusqlite::Connection,
+        to: &str,
+        subject: &str,
+        body: &str,
+    ) -> rusqlite::Result<()> {
+        mail::enqueue(conn, to, subject, body, self.clock.now())?;
+        self.mail_waiting.notify_one();
+        Ok(())
+    }
+}
+
+/// Runs the board until the process is stopped.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let board = Board::open(config, Arc::new(SystemClock))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on `{listen}`"))?;
+    eprintln!("board: listening on http://{}", listener.local_addr()?);
+    tokio::spawn(board.clone().background());
+    let app = board
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the board's server stopped")
+}

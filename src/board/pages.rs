@@ -1,0 +1,70 @@
+//! Page templates (tera), embedded in the binary and parsed once at start,
+//! so a broken template stops the board before it serves anything.
+
+use chrono::DateTime;
+use tera::{Tera, Value};
+
+/// The parsed page templates.
+#[derive(Debug)]
+pub struct Pages {
+    tera: Tera,
+}
+
+/// Every template, by name; `.html` names turn on HTML escaping.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("pages/base.html")),
+    ("card.html", include_str!("pages/card.html")),
+    ("front.html", include_str!("pages/front.html")),
+    ("signin.html", include_str!("pages/signin.html")),
+    ("link.html", include_str!("pages/link.html")),
+    ("offers.html", include_str!("pages/offers.html")),
+    ("offer.html", include_str!("pages/offer.html")),
+    ("offer_new.html", include_str!("pages/offer_new.html")),
+    ("requests.html", include_str!("pages/requests.html")),
+    ("admin.html", include_str!("pages/admin.html")),
+    ("message.html", include_str!("pages/message.html")),
+    ("request_rows.html", include_str!("pages/request_rows.html")),
+];
+
+impl Pages {
+    /// Parses every template.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(TEMPLATES.iter().copied())
+            .map_err(|e| anyhow::anyhow!("a board page template is broken: {e:?}"))?;
+        tera.register_filter("day", day);
+        Ok(Self { tera })
+    }
+
+    /// Renders page `name`.
+    pub fn render(&self, name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
+        self.tera
+            .render(name, ctx)
+            .map_err(|e| anyhow::anyhow!("cannot render `{name}`: {e:?}"))
+    }
+}
+
+/// `{{ ts | day }}`: a Unix timestamp as `YYYY-MM-DD`.
+fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera::Result<Value> {
+    let ts = value.as_i64().ok_or_else(|| tera::Error::msg("`day` needs a timestamp"))?;
+    let text = DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    Ok(Value::String(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_filter_formats_timestamps_as_dates() {
+        let v = day(&Value::from(86_400 * 365), &std::collections::HashMap::new()).unwrap();
+        assert_eq!(v, Value::String("1971-01-01".into()));
+    }
+
+    #[test]
+    fn every_template_parses() {
+        Pages::load().unwrap();
+    }
+}

@@ -1,0 +1,498 @@
+//! Offers: the front page, browsing by category, word search, the offer
+//! page, publishing an offer with its photo, and availability.
+
+use axum::Form;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse as _;
+use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
+use serde::{Deserialize, Serialize};
+
+use super::requests::{RequestRow, requests_for_offer};
+use super::{AppState, CsrfPending, Failure, Outcome, Viewer, render, see_other};
+use crate::board::auth;
+
+/// Offers per page when browsing.
+const PAGE_SIZE: usize = 24;
+
+/// An offer as lists show it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Card {
+    id: i64,
+    kind: String,
+    category: String,
+    title: String,
+    summary: String,
+    owner: String,
+    has_photo: bool,
+    /// `available`, `out` (lent or promised) or `unavailable`.
+    status: String,
+    created_at: i64,
+}
+
+/// Which offers a list shows.
+#[derive(Debug, Default)]
+struct Filter {
+    category: Option<String>,
+    /// An FTS5 query built by [`fts_query`], never the raw input.
+    words: Option<String>,
+    since: Option<i64>,
+}
+
+/// Turns what a member typed into an FTS5 query: each run of letters and
+/// digits becomes a quoted prefix term, everything else is dropped, so no
+/// input can be read as FTS syntax (and it is a bound parameter anyway).
+pub(crate) fn fts_query(input: &str) -> Option<String> {
+    let terms: Vec<String> = input
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+const STATUS_SQL: &str = "CASE WHEN o.available = 0 THEN 'unavailable'
+    WHEN EXISTS (SELECT 1 FROM requests r WHERE r.offer_id = o.id AND r.state IN ('accepted', 'lent'))
+    THEN 'out' ELSE 'available' END";
+
+fn list(conn: &Connection, filter: &Filter, limit: usize, offset: usize) -> rusqlite::Result<Vec<Card>> {
+    let mut sql = format!(
+        "SELECT o.id, o.kind, o.category, o.title, substr(o.description, 1, 160), m.name,
+                o.has_photo, {STATUS_SQL}, o.created_at
+         FROM offers o JOIN members m ON m.id = o.owner_id
+         WHERE o.hidden = 0 AND m.in_file = 1 AND m.disabled = 0"
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(c) = &filter.category {
+        args.push(c.clone().into());
+        sql.push_str(&format!(" AND o.category = ?{}", args.len()));
+    }
+    if let Some(w) = &filter.words {
+        args.push(w.clone().into());
+        sql.push_str(&format!(
+            " AND o.id IN (SELECT rowid FROM offers_fts WHERE offers_fts MATCH ?{})",
+            args.len()
+        ));
+    }
+    if let Some(s) = filter.since {
+        args.push(s.into());
+        sql.push_str(&format!(" AND o.created_at >= ?{}", args.len()));
+    }
+    args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    args.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+    sql.push_str(&format!(
+        " ORDER BY o.created_at DESC, o.id DESC LIMIT ?{} OFFSET ?{}",
+        args.len() - 1,
+        args.len()
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), |r| {
+        Ok(Card {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            category: r.get(2)?,
+            title: r.get(3)?,
+            summary: r.get(4)?,
+            owner: r.get(5)?,
+            has_photo: r.get(6)?,
+            status: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The front page: new offers of the week, categories and search; the
+/// sign-in page for visitors.
+pub(crate) async fn front(State(state): State<AppState>, viewer: Viewer) -> Outcome {
+    let Some(me) = viewer.member.clone() else {
+        return super::session::page(State(state), viewer).await;
+    };
+    let since = state.clock.now() - 7 * 86_400;
+    let filter = Filter {
+        since: Some(since),
+        ..Filter::default()
+    };
+    let cards = state.db.call(move |c| Ok(list(c, &filter, PAGE_SIZE, 0)?)).await?;
+    let mut ctx = state.context(Some(&me), &viewer.csrf);
+    ctx.insert("notice", &viewer.notice);
+    ctx.insert("offers", &cards);
+    render(&state, "front.html", &ctx)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BrowseQuery {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+/// Browsing and searching: newest first, a page at a time.
+pub(crate) async fn browse(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<BrowseQuery>,
+) -> Outcome {
+    let me = viewer.member()?.clone();
+    let page = query.page.unwrap_or(1).clamp(1, 10_000);
+    let category = Some(query.category.clone()).filter(|c| state.config.categories.contains(c));
+    let words = fts_query(&query.q);
+    let searching = !query.q.trim().is_empty();
+    let cards = if searching && words.is_none() {
+        Vec::new()
+    } else {
+        let filter = Filter {
+            category,
+            words,
+            since: None,
+        };
+        // One more than a page tells whether there is a next page without
+        // counting every offer.
+        state
+            .db
+            .call(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))
+            .await?
+    };
+    let more = cards.len() > PAGE_SIZE;
+    let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
+    let mut ctx = state.context(Some(&me), &viewer.csrf);
+    ctx.insert("offers", &cards);
+    ctx.insert("category", &query.category);
+    ctx.insert("q", &query.q);
+    ctx.insert("page", &page);
+    ctx.insert("more", &more);
+    render(&state, "offers.html", &ctx)
+}
+
+pub(crate) async fn new_form(State(state): State<AppState>, viewer: Viewer) -> Outcome {
+    let me = viewer.member()?.clone();
+    let mut ctx = state.context(Some(&me), &viewer.csrf);
+    ctx.insert("max_photo_mb", &(state.config.photo_max_size.div_ceil(100_000) as f64 / 10.0));
+    render(&state, "offer_new.html", &ctx)
+}
+
+/// What a photo's first bytes say it is; only common web images pass.
+pub(crate) fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Default)]
+struct OfferForm {
+    csrf: String,
+    kind: String,
+    category: String,
+    title: String,
+    description: String,
+    condition: String,
+    availability: String,
+    photo: Option<(Vec<u8>, &'static str)>,
+}
+
+/// Reads the multipart offer form, refusing a photo over the size limit
+/// or that is not an image.
+async fn read_offer_form(mut multipart: Multipart, max: u64) -> Result<OfferForm, Failure> {
+    let too_large = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure::TooLarge
+        } else {
+            Failure::Invalid("error_form")
+        }
+    };
+    let mut form = OfferForm::default();
+    while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "photo" {
+            let mut data = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(too_large)? {
+                data.extend_from_slice(&chunk);
+                if data.len() as u64 > max {
+                    return Err(Failure::TooLarge);
+                }
+            }
+            if !data.is_empty() {
+                let kind = image_type(&data).ok_or(Failure::Invalid("error_photo_type"))?;
+                form.photo = Some((data, kind));
+            }
+            continue;
+        }
+        let text = field.text().await.map_err(too_large)?;
+        let slot = match name.as_str() {
+            "csrf" => &mut form.csrf,
+            "kind" => &mut form.kind,
+            "category" => &mut form.category,
+            "title" => &mut form.title,
+            "description" => &mut form.description,
+            "condition" => &mut form.condition,
+            "availability" => &mut form.availability,
+            _ => continue,
+        };
+        *slot = text;
+    }
+    Ok(form)
+}
+
+/// Publishes an offer.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    pending: Option<axum::Extension<CsrfPending>>,
+    multipart: Multipart,
+) -> Outcome {
+    if pending.is_none() {
+        return Err(Failure::Csrf);
+    }
+    let form = read_offer_form(multipart, state.config.photo_max_size).await?;
+    // The guard could not read a multipart body: the check happens here.
+    if !auth::same(&form.csrf, &viewer.csrf) {
+        return Err(Failure::Csrf);
+    }
+    let me = viewer.member()?.clone();
+    let title = form.title.trim().to_string();
+    if title.is_empty() || title.chars().count() > 120 {
+        return Err(Failure::Invalid("error_title"));
+    }
+    if !matches!(form.kind.as_str(), "item" | "service") {
+        return Err(Failure::Invalid("error_form"));
+    }
+    if !state.config.categories.contains(&form.category) {
+        return Err(Failure::Invalid("error_category"));
+    }
+    if form.description.chars().count() > 4_000
+        || form.condition.chars().count() > 200
+        || form.availability.chars().count() > 200
+    {
+        return Err(Failure::Invalid("error_too_long"));
+    }
+    let now = state.clock.now();
+    let id = state
+        .db
+        .call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO offers (owner_id, kind, category, title, description, condition,
+                                     availability, has_photo, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    me.id,
+                    form.kind,
+                    form.category,
+                    title,
+                    form.description.trim(),
+                    form.condition.trim(),
+                    form.availability.trim(),
+                    form.photo.is_some(),
+                    now
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            if let Some((data, kind)) = form.photo {
+                tx.execute(
+                    "INSERT INTO photos (offer_id, content_type, data) VALUES (?1, ?2, ?3)",
+                    params![id, kind, data],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+        .await?;
+    Ok(see_other(&format!("/offers/{id}?notice=offer_created")))
+}
+
+/// One offer in full.
+#[derive(Debug, Serialize)]
+pub(crate) struct Offer {
+    pub id: i64,
+    pub owner_id: String,
+    pub owner: String,
+    pub kind: String,
+    pub category: String,
+    pub title: String,
+    pub description: String,
+    pub condition: String,
+    pub availability: String,
+    pub available: bool,
+    pub hidden: bool,
+    pub has_photo: bool,
+    pub status: String,
+    pub created_at: i64,
+    /// Whether the owner may still be shown (in the file, not disabled).
+    pub owner_active: bool,
+}
+
+/// Loads an offer, whoever may see it.
+pub(crate) fn load_offer(conn: &Connection, id: i64) -> rusqlite::Result<Option<Offer>> {
+    conn.prepare_cached(&format!(
+        "SELECT o.id, o.owner_id, m.name, o.kind, o.category, o.title, o.description, o.condition,
+                o.availability, o.available, o.hidden, o.has_photo, {STATUS_SQL}, o.created_at,
+                m.in_file = 1 AND m.disabled = 0
+         FROM offers o JOIN members m ON m.id = o.owner_id WHERE o.id = ?1"
+    ))?
+    .query_row([id], |r| {
+        Ok(Offer {
+            id: r.get(0)?,
+            owner_id: r.get(1)?,
+            owner: r.get(2)?,
+            kind: r.get(3)?,
+            category: r.get(4)?,
+            title: r.get(5)?,
+            description: r.get(6)?,
+            condition: r.get(7)?,
+            availability: r.get(8)?,
+            available: r.get(9)?,
+            hidden: r.get(10)?,
+            has_photo: r.get(11)?,
+            status: r.get(12)?,
+            created_at: r.get(13)?,
+            owner_active: r.get(14)?,
+        })
+    })
+    .optional()
+}
+
+/// Whether `offer` may be shown to `admin`-or-not viewers: hidden offers
+/// and those of disabled members are for admins only.
+pub(crate) fn visible(offer: &Offer, admin: bool) -> bool {
+    admin || (!offer.hidden && offer.owner_active)
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Outcome {
+    let me = viewer.member()?.clone();
+    let (viewer_id, labels) = (me.id.clone(), state.clone());
+    let (offer, rows) = state
+        .db
+        .call(move |c| {
+            let Some(offer) = load_offer(c, id)? else {
+                return Ok((None, Vec::new()));
+            };
+            let rows = requests_for_offer(c, &offer, &viewer_id, &labels)?;
+            Ok((Some(offer), rows))
+        })
+        .await?;
+    let offer = offer.filter(|o| visible(o, me.admin)).ok_or(Failure::NotFound)?;
+    let mine = offer.owner_id == me.id;
+    let asked = rows
+        .iter()
+        .any(|r: &RequestRow| r.requester_id == me.id && r.active);
+    let today = state.clock.today();
+    let due = today + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21));
+    let mut ctx = state.context(Some(&me), &viewer.csrf);
+    ctx.insert("notice", &viewer.notice);
+    ctx.insert("offer", &offer);
+    ctx.insert("mine", &mine);
+    ctx.insert("asked", &asked);
+    ctx.insert("requests", &rows);
+    ctx.insert("today", &today.to_string());
+    ctx.insert("default_end", &due.to_string());
+    ctx.insert("status_label", state.texts.get(&format!("status_{}", offer.status)));
+    render(&state, "offer.html", &ctx)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AvailabilityForm {
+    #[serde(default)]
+    available: Option<String>,
+    #[serde(default)]
+    availability: String,
+}
+
+/// The owner says whether the offer can be asked for, and when.
+pub(crate) async fn availability(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<AvailabilityForm>,
+) -> Outcome {
+    let me = viewer.member()?.clone();
+    if form.availability.chars().count() > 200 {
+        return Err(Failure::Invalid("error_too_long"));
+    }
+    let changed = state
+        .db
+        .call(move |c| {
+            Ok(c.execute(
+                "UPDATE offers SET available = ?3, availability = ?4 WHERE id = ?1 AND owner_id = ?2",
+                params![id, me.id, form.available.is_some(), form.availability.trim()],
+            )?)
+        })
+        .await?;
+    if changed == 0 {
+        return Err(Failure::Forbidden);
+    }
+    Ok(see_other(&format!("/offers/{id}?notice=saved")))
+}
+
+/// An offer's photo, for signed-in members only.
+pub(crate) async fn photo(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Outcome {
+    let me = viewer.member()?.clone();
+    let found = state
+        .db
+        .call(move |c| {
+            let Some(offer) = load_offer(c, id)? else {
+                return Ok(None);
+            };
+            if !visible(&offer, me.admin) {
+                return Ok(None);
+            }
+            Ok(c.query_row(
+                "SELECT content_type, data FROM photos WHERE offer_id = ?1",
+                [id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?)
+        })
+        .await?;
+    let (kind, data) = found.ok_or(Failure::NotFound)?;
+    let kind = HeaderValue::from_str(&kind).map_err(|e| Failure::Internal(e.into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400")),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_input_becomes_quoted_prefix_terms_only() {
+        assert_eq!(
+            fts_query("perceuse\" OR 1=1; DROP TABLE offers --").as_deref(),
+            Some("\"perceuse\"* \"OR\"* \"1\"* \"1\"* \"DROP\"* \"TABLE\"* \"offers\"*")
+        );
+        assert_eq!(fts_query("'; --"), None);
+    }
+
+    #[test]
+    fn photos_are_recognised_by_their_first_bytes() {
+        assert_eq!(image_type(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
+        assert_eq!(image_type(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(image_type(b"<svg onload=alert(1)>"), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! Signing in and out: by password (argon2) or by a one-time link sent by
+//! mail. Every answer is the same whether an account exists or not, and
+//! attempts are rate limited per client address and per account.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse as _, Response};
+use axum::Form;
+use rusqlite::{OptionalExtension as _, params};
+use serde::Deserialize;
+
+use super::{AppState, Failure, Outcome, Viewer, render, see_other};
+use crate::board::auth::{self, set_cookie};
+
+/// Attempts per client address in [`WINDOW`].
+const PER_CLIENT: usize = 20;
+/// Attempts per account in [`WINDOW`].
+const PER_ACCOUNT: usize = 5;
+/// The rate limits' window, in seconds.
+const WINDOW: i64 = 15 * 60;
+
+pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Outcome {
+    if viewer.member.is_some() {
+        return Ok(see_other("/"));
+    }
+    let mut ctx = state.context(None, &viewer.csrf);
+    ctx.insert("notice", &viewer.notice);
+    render(&state, "signin.html", &ctx)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    login: String,
+    password: String,
+}
+
+pub(crate) async fn password(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<PasswordForm>,
+) -> Outcome {
+    let login = form.login.trim().to_lowercase();
+    let now = state.clock.now();
+    let account_key = format!("account:{login}");
+    if !state
+        .limiter
+        .allow(&format!("client:{}", viewer.client), PER_CLIENT, WINDOW, now)
+        || !state.limiter.allow(&account_key, PER_ACCOUNT, WINDOW, now)
+    {
+        return Err(Failure::RateLimited);
+    }
+    let found = {
+        let login = login.clone();
+        state
+            .db
+            .call(move |c| {
+                Ok(c.query_row(
+                    "SELECT id, password_hash FROM members
+                     WHERE (id = ?1 OR lower(email) = ?1) AND in_file = 1 AND disabled = 0",
+                    [&login],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()?)
+            })
+            .await?
+    };
+    let (id, hash) = found.map_or((None, None), |(id, h)| (Some(id), h));
+    let password = form.password;
+    // argon2 takes tens of milliseconds of CPU: keep it off the async threads.
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password))
+        .await
+        .unwrap_or(false);
+    match id {
+        Some(id) if ok => {
+            state.limiter.clear(&account_key);
+            start_session(&state, id).await
+        }
+        _ => {
+            let mut ctx = state.context(None, &viewer.csrf);
+            ctx.insert("error", state.texts.get("signin_failed"));
+            ctx.insert("login", &form.login);
+            let mut response = render(&state, "signin.html", &ctx)?;
+            *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+            Ok(response)
+        }
+    }
+}
+
+/// Creates a session for `member` and sends the browser home with its
+/// cookie; the CSRF token is renewed so none from before sign-in survives.
+async fn start_session(state: &AppState, member: String) -> Outcome {
+    let token = auth::random_token();
+    let hash = auth::token_hash(&token);
+    let expires = state.clock.now() + auth::SESSION_SECONDS;
+    state
+        .db
+        .call(move |c| {
+            c.execute(
+                "INSERT INTO sessions (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![hash, member, expires],
+            )?;
+            Ok(())
+        })
+        .await?;
+    let secure = state.config.secure_cookies;
+    let mut response = see_other("/");
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(&state.cookies.session, &token, auth::SESSION_SECONDS, secure),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(&state.cookies.csrf, &auth::random_token(), auth::SESSION_SECONDS, secure),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LinkForm {
+    email: String,
+}
+
+/// Mails a one-time sign-in link when the address belongs to an active
+/// member; the answer is the same either way.
+pub(crate) async fn send_link(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<LinkForm>,
+) -> Outcome {
+    let email = form.email.trim().to_lowercase();
+    let now = state.clock.now();
+    if !state
+        .limiter
+        .allow(&format!("client:{}", viewer.client), PER_CLIENT, WINDOW, now)
+        || !state.limiter.allow(&format!("link:{email}"), 3, WINDOW, now)
+    {
+        return Err(Failure::RateLimited);
+    }
+    let shared = state.clone();
+    state
+        .db
+        .call(move |c| {
+            let member: Option<(String, String)> = c
+                .query_row(
+                    "SELECT id, email FROM members
+                     WHERE lower(email) = ?1 AND in_file = 1 AND disabled = 0",
+                    [&email],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((id, address)) = member {
+                let token = auth::random_token();
+                let tx = c.transaction()?;
+                tx.execute(
+                    "INSERT INTO sign_in_links (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
+                    params![auth::token_hash(&token), id, now + auth::LINK_SECONDS],
+                )?;
+                let link = format!("{}/signin/link?token={token}", shared.config.public_url);
+                let t = &shared.texts;
+                let association = shared.config.association.as_str();
+                shared.queue_mail(
+                    &tx,
+                    &address,
+                    &t.fill("mail_link_subject", &[("association", association)]),
+                    &t.fill("mail_link_body", &[("association", association), ("link", &link)]),
+                )?;
+                tx.commit()?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(see_other("/signin?notice=link_sent"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The page a mailed link opens: a button that signs in. Signing in takes
+/// a POST so that mail scanners following links do not use the token up.
+pub(crate) async fn link_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<TokenQuery>,
+) -> Outcome {
+    let mut ctx = state.context(None, &viewer.csrf);
+    ctx.insert("token", &query.token);
+    let mut response = render(&state, "link.html", &ctx)?;
+    // The token is in the address: keep it out of other sites' logs.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+pub(crate) async fn use_link(
+    State(state): State<AppState>,
+    Form(form): Form<TokenQuery>,
+) -> Outcome {
+    let hash = auth::token_hash(&form.token);
+    let now = state.clock.now();
+    let member = state
+        .db
+        .call(move |c| {
+            // Deleting the row is what makes the link single-use.
+            Ok(c.query_row(
+                "DELETE FROM sign_in_links WHERE token_hash = ?1 AND expires_at > ?2
+                 RETURNING member_id",
+                params![hash, now],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?)
+        })
+        .await?;
+    match member {
+        Some(id) => start_session(&state, id).await,
+        None => Ok(see_other("/signin?notice=link_invalid")),
+    }
+}
+
+pub(crate) async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = auth::cookie(&headers, &state.cookies.session) {
+        let hash = auth::token_hash(token);
+        let _ = state
+            .db
+            .call(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
+                Ok(())
+            })
+            .await;
+    }
+    let mut response = see_other("/signin").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state.cookies.session, "", 0, state.config.secure_cookies),
+    );
+    response
+}
