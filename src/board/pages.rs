@@ -33,6 +33,7 @@ impl Pages {
         tera.add_raw_templates(TEMPLATES.iter().copied())
             .map_err(|e| anyhow::anyhow!("a board page template is broken: {e:?}"))?;
         tera.register_filter("day", day);
+        tera.register_filter("urlencode", urlencode);
         Ok(Self { tera })
     }
 
@@ -53,6 +54,21 @@ fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera::Res
     Ok(Value::String(text))
 }
 
+/// `{{ text | urlencode }}`: percent-encodes everything but unreserved
+/// characters, for query strings (tera's own needs its heavy builtins).
+fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera::Result<Value> {
+    let text = value.as_str().ok_or_else(|| tera::Error::msg("`urlencode` needs text"))?;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(Value::String(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +77,12 @@ mod tests {
     fn day_filter_formats_timestamps_as_dates() {
         let v = day(&Value::from(86_400 * 365), &std::collections::HashMap::new()).unwrap();
         assert_eq!(v, Value::String("1971-01-01".into()));
+    }
+
+    #[test]
+    fn urlencode_escapes_everything_but_unreserved_characters() {
+        let v = urlencode(&Value::from("a b&c=é"), &std::collections::HashMap::new()).unwrap();
+        assert_eq!(v, Value::String("a%20b%26c%3D%C3%A9".into()));
     }
 
     #[test]
