@@ -1,0 +1,95 @@
+//! `voisin board backup`: a snapshot taken while the board writes is a
+//! valid, complete SQLite database.
+
+mod board_support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::Connection;
+use voisin::board::{Board, Config, SystemClock};
+
+fn seeded(dir: &std::path::Path) -> std::path::PathBuf {
+    let db = dir.join("board.sqlite");
+    voisin::board::seed::seed(&db, 2_000, &["books".into(), "tools".into()]).unwrap();
+    db
+}
+
+#[test]
+fn a_snapshot_taken_during_writes_is_complete_and_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seeded(dir.path());
+    // Open through the board so the schema and WAL mode are the real ones.
+    Board::open(Config::new(db.clone()), Arc::new(SystemClock)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(&db).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                conn.execute(
+                    "INSERT INTO offers (owner_id, kind, category, title, created_at) VALUES ('seed', 'item', 'books', ?1, 0)",
+                    [format!("written during backup {n}")],
+                )
+                .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut counts = Vec::new();
+    for i in 0..3 {
+        let out = dir.path().join(format!("snapshot-{i}.sqlite"));
+        voisin::board::backup::snapshot(&db, &out).unwrap();
+        let snap = Connection::open(&out).unwrap();
+        let check: String = snap.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+        let offers: i64 = snap.query_row("SELECT count(*) FROM offers", [], |r| r.get(0)).unwrap();
+        let indexed: i64 = snap
+            .query_row("SELECT count(*) FROM offers_fts WHERE offers_fts MATCH 'livre OR roman OR written OR perceuse OR tente OR vélo OR scie OR ponceuse OR guitare OR jeu OR film OR tondeuse OR raclette OR projecteur OR appareil OR cuisine OR échelle'", [], |r| r.get(0))
+            .unwrap();
+        assert!(offers >= 2_000, "the seeded offers are all there");
+        assert_eq!(offers, indexed, "the search index matches the table: one moment's state");
+        counts.push(offers);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    assert!(written > 0, "writes went on during the backup");
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn the_backup_command_writes_a_database_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seeded(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
+        .args(["board", "backup", "--database"])
+        .arg(&db)
+        .args(["--out", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.starts_with(b"SQLite format 3\0"));
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::write(&copy, &out.stdout).unwrap();
+    let n: i64 = Connection::open(&copy).unwrap().query_row("SELECT count(*) FROM offers", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 2_000);
+}
+
+#[test]
+fn the_backup_command_fails_clearly_on_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
+        .args(["board", "backup", "--database"])
+        .arg(dir.path().join("nope.sqlite"))
+        .arg("--out")
+        .arg(dir.path().join("x.sqlite"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open the board database"));
+}
