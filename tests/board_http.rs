@@ -606,3 +606,14 @@ async fn pages_are_escaped() {
     assert!(!page.body.contains("<script>alert") && page.body.contains("&lt;script&gt;"));
     assert_eq!(START % 60, 0);
 }
+
+#[tokio::test]
+async fn pages_are_html_and_errors_are_pages_too() {
+    let b = TestBoard::new();
+    let page = b.visitor().get("/signin").await;
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    let missing = b.signed_in("bob").await.get("/offers/4242").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.headers["content-type"], "text/html; charset=utf-8");
+    assert!(missing.body.contains("does not exist"));
+}

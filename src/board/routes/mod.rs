@@ -133,7 +133,7 @@ async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) 
     let mut ctx = state.context(None, "");
     ctx.insert("message", state.texts.get(key));
     match state.pages.render("message.html", &ctx) {
-        Ok(html) => (status, html).into_response(),
+        Ok(html) => (status, Html(html)).into_response(),
         Err(_) => status.into_response(),
     }
 }
@@ -287,7 +287,7 @@ impl FromRequestParts<AppState> for Viewer {
 
 /// Renders a page.
 pub(crate) fn render(state: &AppState, name: &str, ctx: &tera::Context) -> Outcome {
-    Ok(state.pages.render(name, ctx)?.into_response())
+    Ok(Html(state.pages.render(name, ctx)?).into_response())
 }
 
 /// A redirect after a successful form (303: the browser follows with GET).
@@ -315,10 +315,4 @@ async fn style() -> Response {
         include_str!("../pages/style.css"),
     )
         .into_response()
-}
-
-/// A page in HTML, for handlers that build one by hand.
-#[allow(dead_code)]
-pub(crate) fn html(text: String) -> Response {
-    Html(text).into_response()
 }
