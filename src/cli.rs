@@ -129,6 +129,10 @@ pub enum BoardCommand {
     /// board runs (SQLite's online backup).
     Backup(BoardBackupArgs),
 
+    /// Read a password on standard input and print its argon2 hash, as the
+    /// members file's `password_hash` holds it.
+    HashPassword,
+
     /// Fill a database with generated offers, for benchmarks.
     #[command(hide = true)]
     Seed(BoardSeedArgs),

@@ -45,12 +45,16 @@ pub fn same(a: &str, b: &str) -> bool {
 /// answer takes as long and nobody can tell which accounts exist.
 pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| {
-        super::members::hash_password("voisin dummy password").unwrap_or_default()
-    });
     let (hash, real) = match hash {
         Some(h) => (h, true),
-        None => (dummy.as_str(), false),
+        None => (
+            DUMMY
+                .get_or_init(|| {
+                    super::members::hash_password("voisin dummy password").unwrap_or_default()
+                })
+                .as_str(),
+            false,
+        ),
     };
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;

@@ -155,6 +155,17 @@ impl Db {
             .context("a database task panicked")?
     }
 
+    /// Runs a short read on the calling thread. The pages every member
+    /// loads (session check, browsing) run queries of some tens of
+    /// microseconds; handing them to the blocking pool costs more than the
+    /// query, and WAL readers never wait for writers.
+    pub fn read<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.blocking(work)
+    }
+
     /// Runs `work` with a connection on the current thread, for code that
     /// is not async (start-up, tools, tests).
     pub fn blocking<T>(

@@ -9,9 +9,7 @@ use super::config::Locale;
 /// The texts of one language.
 #[derive(Debug)]
 pub struct Texts {
-    map: HashMap<String, String>,
-    /// The same texts as a template value, built once.
-    pub value: serde_json::Value,
+    pub(super) map: HashMap<String, String>,
 }
 
 impl Texts {
@@ -23,8 +21,7 @@ impl Texts {
         };
         let map: HashMap<String, String> = serde_saphyr::from_str(source)
             .map_err(|e| anyhow::anyhow!("the board's `{}` texts are broken: {e}", locale.code()))?;
-        let value = serde_json::to_value(&map)?;
-        Ok(Self { map, value })
+        Ok(Self { map })
     }
 
     /// The text for `key`; the key itself when missing, so a gap shows

@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod backup;
+mod cache;
 mod clock;
 pub mod config;
 pub mod db;
@@ -45,6 +46,13 @@ pub struct Shared {
     cookies: CookieNames,
     /// Wakes the mail task when a mail is queued.
     mail_waiting: Notify,
+    /// Rendered offer lists, until the next change.
+    lists: cache::ListCache,
+    /// Who each session is, until the next change.
+    sessions: cache::SessionCache<routes::Member>,
+    /// Password checks running at once: each takes megabytes and tens of
+    /// milliseconds of CPU, so a burst of sign-ins queues instead.
+    password_checks: tokio::sync::Semaphore,
 }
 
 /// A lending board, ready to serve.
@@ -69,13 +77,17 @@ impl Board {
                 report.disabled
             );
         }
+        let texts = Texts::load(config.locale)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                texts: Texts::load(config.locale)?,
-                pages: Pages::load()?,
+                pages: Pages::load(&texts)?,
+                texts,
                 cookies: CookieNames::new(config.secure_cookies),
                 limiter: RateLimiter::default(),
                 mail_waiting: Notify::new(),
+                lists: cache::ListCache::default(),
+                sessions: cache::SessionCache::default(),
+                password_checks: tokio::sync::Semaphore::new(2),
                 config,
                 db,
                 clock,
@@ -137,7 +149,6 @@ impl Shared {
     /// The values every page needs.
     fn context(&self, member: Option<&routes::Member>, csrf: &str) -> tera::Context {
         let mut ctx = tera::Context::new();
-        ctx.insert("t", &self.texts.value);
         ctx.insert("lang", self.config.locale.code());
         ctx.insert("association", &self.config.association);
         ctx.insert("categories", &self.config.categories);
@@ -174,9 +185,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .router()
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stopped())
         .await
         .context("the board's server stopped")
 }
+
+/// Resolves when the process is asked to stop: Ctrl-C, or SIGTERM from the
+/// engine stopping the container.
+async fn stopped() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// The whole program allocates through mimalloc: serving pages allocates
+/// many small values from two threads at once, where it is markedly faster
+/// than glibc's allocator and gives memory back to the system sooner (see
+/// the board's figures in `docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

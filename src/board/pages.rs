@@ -4,6 +4,8 @@
 use chrono::DateTime;
 use tera::{Tera, Value};
 
+use super::i18n::Texts;
+
 /// The parsed page templates.
 #[derive(Debug)]
 pub struct Pages {
@@ -14,6 +16,7 @@ pub struct Pages {
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("pages/base.html")),
     ("card.html", include_str!("pages/card.html")),
+    ("cards.html", include_str!("pages/cards.html")),
     ("front.html", include_str!("pages/front.html")),
     ("signin.html", include_str!("pages/signin.html")),
     ("link.html", include_str!("pages/link.html")),
@@ -27,9 +30,22 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 impl Pages {
-    /// Parses every template.
-    pub fn load() -> anyhow::Result<Self> {
+    /// Parses every template; `{{ t(k="key") }}` in them is the text for
+    /// `key` in the board's language.
+    pub fn load(texts: &Texts) -> anyhow::Result<Self> {
         let mut tera = Tera::default();
+        // A function rather than a context value: copying every text into
+        // every page's context cost more than rendering the page.
+        let map = texts.map.clone();
+        tera.register_function("t", move |args: &std::collections::HashMap<String, Value>| {
+            let key = args
+                .get("k")
+                .and_then(Value::as_str)
+                .ok_or_else(|| tera::Error::msg("`t` needs `k`, the text's key"))?;
+            map.get(key)
+                .map(|text| Value::String(text.clone()))
+                .ok_or_else(|| tera::Error::msg(format!("no text `{key}`")))
+        });
         tera.add_raw_templates(TEMPLATES.iter().copied())
             .map_err(|e| anyhow::anyhow!("a board page template is broken: {e:?}"))?;
         tera.register_filter("day", day);
@@ -87,6 +103,6 @@ mod tests {
 
     #[test]
     fn every_template_parses() {
-        Pages::load().unwrap();
+        Pages::load(&Texts::load(super::super::config::Locale::En).unwrap()).unwrap();
     }
 }

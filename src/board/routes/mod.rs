@@ -54,6 +54,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/admin", get(admin::page))
         .route("/admin/members/{id}/{action}", post(admin::member_action))
         .layer(middleware::from_fn_with_state(state.clone(), csrf_guard))
+        .layer(middleware::from_fn_with_state(state.clone(), changes))
         .layer(middleware::from_fn_with_state(state.clone(), failure_pages))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -136,6 +137,18 @@ async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) 
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => status.into_response(),
     }
+}
+
+/// Every change to the board comes through a POST: once one is answered
+/// (its transaction committed), cached offer lists are stale.
+async fn changes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let post = req.method() == Method::POST;
+    let response = next.run(req).await;
+    if post {
+        state.lists.invalidate();
+        state.sessions.clear();
+    }
+    response
 }
 
 /// The token a form must carry, from the CSRF cookie (or a new one).
@@ -253,27 +266,37 @@ impl FromRequestParts<AppState> for Viewer {
             Some(token) => {
                 let hash = auth::token_hash(token);
                 let now = state.clock.now();
-                state
-                    .db
-                    .call(move |conn| {
-                        Ok(conn
-                            .prepare_cached(
-                                "SELECT m.id, m.name, m.email, m.admin FROM sessions s
-                                 JOIN members m ON m.id = s.member_id
-                                 WHERE s.token_hash = ?1 AND s.expires_at > ?2
-                                   AND m.in_file = 1 AND m.disabled = 0",
-                            )?
-                            .query_row(rusqlite::params![hash, now], |r| {
-                                Ok(Member {
-                                    id: r.get(0)?,
-                                    name: r.get(1)?,
-                                    email: r.get(2)?,
-                                    admin: r.get(3)?,
+                match state.sessions.get(&hash, now) {
+                    Some(member) => Some(member),
+                    None => {
+                        let key = hash.clone();
+                        let found = state.db.read(move |conn| {
+                            Ok(conn
+                                .prepare_cached(
+                                    "SELECT m.id, m.name, m.email, m.admin, s.expires_at FROM sessions s
+                                     JOIN members m ON m.id = s.member_id
+                                     WHERE s.token_hash = ?1 AND s.expires_at > ?2
+                                       AND m.in_file = 1 AND m.disabled = 0",
+                                )?
+                                .query_row(rusqlite::params![key, now], |r| {
+                                    Ok((
+                                        Member {
+                                            id: r.get(0)?,
+                                            name: r.get(1)?,
+                                            email: r.get(2)?,
+                                            admin: r.get(3)?,
+                                        },
+                                        r.get::<_, i64>(4)?,
+                                    ))
                                 })
-                            })
-                            .optional()?)
-                    })
-                    .await?
+                                .optional()?)
+                        })?;
+                        found.map(|(member, expires)| {
+                            state.sessions.put(hash, member.clone(), expires);
+                            member
+                        })
+                    }
+                }
             }
         };
         Ok(Self {

@@ -67,6 +67,11 @@ pub(crate) async fn password(
     let (id, hash) = found.map_or((None, None), |(id, h)| (Some(id), h));
     let password = form.password;
     // argon2 takes tens of milliseconds of CPU: keep it off the async threads.
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| Failure::Internal(e.into()))?;
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref(), &password))
         .await
         .unwrap_or(false);

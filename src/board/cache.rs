@@ -1,0 +1,145 @@
+//! Caches for what members load most. Between two changes to the board
+//! every member sees the same offer lists, and a session stays who it is:
+//! both are kept in memory and forgotten whenever a form is posted (every
+//! change to the board, signing out and disabling a member included, comes
+//! through a POST).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Lists kept at most; past this the cache starts afresh.
+const CAPACITY: usize = 512;
+
+/// Rendered lists by query, valid for one generation of the board.
+#[derive(Debug, Default)]
+pub struct ListCache {
+    generation: AtomicU64,
+    lists: Mutex<(u64, HashMap<String, Cached>)>,
+}
+
+/// A rendered list and whether a next page exists.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The list's HTML.
+    pub html: Arc<str>,
+    /// Whether there are more offers after this page.
+    pub more: bool,
+}
+
+impl ListCache {
+    /// The current generation; read it before querying, so a change that
+    /// lands during the query makes the stored list stale, never wrong.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every stored list stale: the board changed.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The list for `key` if it was rendered in the current generation.
+    pub fn get(&self, key: &str) -> Option<Cached> {
+        let now = self.generation();
+        let lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+        if lists.0 != now {
+            return None;
+        }
+        lists.1.get(key).cloned()
+    }
+
+    /// Stores a list rendered from data read in `generation`.
+    pub fn put(&self, key: String, generation: u64, list: Cached) {
+        let mut lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+        if lists.0 != generation || lists.1.len() >= CAPACITY {
+            if generation < lists.0 {
+                return;
+            }
+            *lists = (generation, HashMap::new());
+        }
+        if generation == self.generation() {
+            lists.1.insert(key, list);
+        }
+    }
+}
+
+/// Signed-in sessions by token hash, with their expiry, so a page view
+/// needs no database query to know who is asking.
+#[derive(Debug)]
+pub struct SessionCache<T> {
+    sessions: Mutex<HashMap<Vec<u8>, (T, i64)>>,
+}
+
+impl<T> Default for SessionCache<T> {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> SessionCache<T> {
+    /// The session's member, if cached and not expired at `now`.
+    pub fn get(&self, token_hash: &[u8], now: i64) -> Option<T> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions
+            .get(token_hash)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(member, _)| member.clone())
+    }
+
+    /// Remembers a session found in the database.
+    pub fn put(&self, token_hash: Vec<u8>, member: T, expires: i64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.len() >= 10_000 {
+            sessions.clear();
+        }
+        sessions.insert(token_hash, (member, expires));
+    }
+
+    /// Forgets every session; the database still has them.
+    pub fn clear(&self) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(text: &str) -> Cached {
+        Cached { html: text.into(), more: false }
+    }
+
+    #[test]
+    fn expired_sessions_are_not_served_from_the_cache() {
+        let c = SessionCache::default();
+        c.put(vec![1], "alice", 100);
+        assert_eq!(c.get(&[1], 99), Some("alice"));
+        assert_eq!(c.get(&[1], 100), None);
+        c.clear();
+        assert_eq!(c.get(&[1], 0), None);
+    }
+
+    #[test]
+    fn a_change_makes_every_stored_list_stale() {
+        let c = ListCache::default();
+        c.put("all".into(), c.generation(), list("a"));
+        assert_eq!(c.get("all").unwrap().html.as_ref(), "a");
+        c.invalidate();
+        assert!(c.get("all").is_none());
+    }
+
+    #[test]
+    fn a_list_read_before_a_change_is_never_stored_after_it() {
+        let c = ListCache::default();
+        let read_at = c.generation();
+        c.invalidate();
+        c.put("all".into(), read_at, list("old"));
+        assert!(c.get("all").is_none());
+    }
+}
