@@ -70,10 +70,11 @@ pub fn load(source: &Source) -> Result<Loaded, LoadError> {
                 continue;
             }
         };
-        let entry: Entry = match document.read(&schema) {
-            Ok(e) => e,
-            Err(ds) => {
-                problems.extend(ds);
+        let read = document.read::<Entry>(&schema);
+        let entry = match read.value {
+            Some(e) if read.diagnostics.is_empty() => e,
+            _ => {
+                problems.extend(read.diagnostics);
                 continue;
             }
         };

@@ -252,7 +252,7 @@ pub fn schema() -> serde_json::Value {
 
 /// Reads a manifest document into its types, reporting every structural
 /// problem with its position.
-pub fn read(document: &Document) -> Result<Manifest, Vec<Diagnostic>> {
+pub fn read(document: &Document) -> crate::document::Read<Manifest> {
     document.read(&schema())
 }
 
@@ -289,17 +289,22 @@ pub fn check(file: &str, text: &str, catalog: &crate::catalog::Catalog) -> Check
 
 /// Checks a parsed manifest document's shape and meaning.
 pub fn check_document(document: &Document, catalog: &crate::catalog::Catalog) -> Checked {
-    match read(document) {
-        Ok(manifest) => {
-            let diagnostics = validate::validate(document, &manifest, catalog);
-            Checked {
-                manifest: Some(manifest),
-                diagnostics,
-            }
-        }
-        Err(diagnostics) => Checked {
-            manifest: None,
-            diagnostics,
-        },
+    let read = read(document);
+    let mut diagnostics = read.diagnostics.clone();
+    if let Some(manifest) = &read.value {
+        // Values the shape check replaced were reported already; what the
+        // meaning check says about them (or about what they contain) is noise.
+        diagnostics.extend(
+            validate::validate(document, manifest, catalog)
+                .into_iter()
+                .filter(|d| !d.path.as_deref().is_some_and(|p| read.touches_replaced(p))),
+        );
+    }
+    // Reading order: a person fixes a file from top to bottom.
+    diagnostics.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
+    let clean = read.is_clean();
+    Checked {
+        manifest: read.value.filter(|_| clean),
+        diagnostics,
     }
 }

@@ -1,0 +1,8 @@
+//! Integration tests: they drive the real `voisin` binary, as admins and CI
+//! do. One test binary, one module per area.
+
+mod catalog;
+mod check;
+mod examples;
+mod schema;
+mod support;
