@@ -7,6 +7,7 @@
 //! like `5 GB`, a member id that must exist) stay text here and are checked
 //! in [`validate`], which can report each with its position.
 
+pub mod schema;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Catalog;
 use crate::diagnostic::Diagnostic;
 use crate::document::Document;
 
@@ -243,17 +245,10 @@ pub struct Keep {
     pub yearly: Option<u32>,
 }
 
-/// The manifest's JSON Schema (draft-07), as `voisin schema` prints it.
-pub fn schema() -> serde_json::Value {
-    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let schema = generator.into_root_schema_for::<Manifest>();
-    serde_json::to_value(schema).unwrap_or_default()
-}
-
 /// Reads a manifest document into its types, reporting every structural
 /// problem with its position.
 pub fn read(document: &Document) -> crate::document::Read<Manifest> {
-    document.read(&schema())
+    document.read(&schema::base())
 }
 
 /// The result of checking one manifest.
@@ -274,7 +269,7 @@ impl Checked {
 
 /// Checks a manifest's text: syntax, shape, then meaning against `catalog`.
 /// `file` names it in diagnostics. Never panics, whatever the text.
-pub fn check(file: &str, text: &str, catalog: &crate::catalog::Catalog) -> Checked {
+pub fn check(file: &str, text: &str, catalog: &Catalog) -> Checked {
     let document = match Document::parse(file, text) {
         Ok(d) => d,
         Err(d) => {
@@ -288,7 +283,7 @@ pub fn check(file: &str, text: &str, catalog: &crate::catalog::Catalog) -> Check
 }
 
 /// Checks a parsed manifest document's shape and meaning.
-pub fn check_document(document: &Document, catalog: &crate::catalog::Catalog) -> Checked {
+pub fn check_document(document: &Document, catalog: &Catalog) -> Checked {
     let read = read(document);
     let mut diagnostics = read.diagnostics.clone();
     if let Some(manifest) = &read.value {
