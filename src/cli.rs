@@ -36,6 +36,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR", env = "VOISIN_CATALOG")]
     pub catalog: Option<PathBuf>,
 
+    /// age identity file that decrypts `.voisin/secrets.yaml.age` when the
+    /// plain secrets file is not there (a fresh clone of the association's
+    /// repository, say).
+    #[arg(long, global = true, value_name = "FILE", env = "VOISIN_AGE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+
     /// How to print results that are data.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod document;
 pub mod manifest;
 pub mod names;
+pub mod secrets;
 pub mod units;
 
 use std::io::Write as _;
