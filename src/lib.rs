@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod document;
 pub mod manifest;
 pub mod names;
+pub mod render;
 pub mod secrets;
 pub mod units;
 
