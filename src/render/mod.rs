@@ -181,7 +181,9 @@ fn active_services<'a>(manifest: &'a Manifest, catalog: &'a Catalog) -> Vec<Acti
             active.push(Active {
                 role: role.clone(),
                 entry,
-                host: service.host.clone(),
+                // A host given to an entry without one is ignored (`check`
+                // warns about it).
+                host: service.host.clone().filter(|_| entry.needs_host),
                 settings: with_defaults(entry, &service.settings),
             });
         }

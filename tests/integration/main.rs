@@ -4,5 +4,6 @@
 mod catalog;
 mod check;
 mod examples;
+mod render;
 mod schema;
 mod support;
