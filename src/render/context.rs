@@ -159,36 +159,7 @@ impl<'a> Inputs<'a> {
         c.insert("members", &self.members(secret));
 
         let mail = self.services.iter().find(|s| s.role == "mail");
-        c.insert(
-            "mail",
-            &match mail {
-                Some(mail) => serde_json::json!({
-                    "host": mail.host,
-                    "smtp_host": "mail",
-                    "sender": format!("{}@{}", service.role, a.domain),
-                }),
-                None => serde_json::json!({ "host": "", "smtp_host": "", "sender": "" }),
-            },
-        );
-        if service.role == "mail"
-            && let Some(section) = m.services.get("mail")
-        {
-            let aliases: Vec<serde_json::Value> = section
-                .aliases
-                .iter()
-                .map(|(alias, targets)| {
-                    let targets: Vec<&str> = targets
-                        .iter()
-                        .filter_map(|id| m.members.iter().find(|x| &x.id == id))
-                        .filter_map(|x| x.mailbox.as_deref())
-                        .collect();
-                    serde_json::json!({ "address": format!("{alias}@{}", a.domain), "targets": targets })
-                })
-                .collect();
-            c.insert("aliases", &aliases);
-        } else {
-            c.insert("aliases", &Vec::<serde_json::Value>::new());
-        }
+        self.insert_mail(&mut c, service);
         c.insert("routes", routes);
         let routed_hosts: Vec<&str> = routes.iter().map(|r| r.host.as_str()).collect();
         let certificate_hosts: Vec<&str> = self
@@ -226,6 +197,43 @@ impl<'a> Inputs<'a> {
         }
         c.insert("service", service);
         c
+    }
+
+    /// `mail` (how this service reaches the mail server) and `aliases`.
+    fn insert_mail(&self, c: &mut Context, service: &ServiceView) {
+        let m = self.manifest;
+        let a = &m.association;
+        let mail = self.services.iter().find(|s| s.role == "mail");
+        c.insert(
+            "mail",
+            &match mail {
+                Some(mail) => serde_json::json!({
+                    "host": mail.host,
+                    "smtp_host": "mail",
+                    "sender": format!("{}@{}", service.role, a.domain),
+                }),
+                None => serde_json::json!({ "host": "", "smtp_host": "", "sender": "" }),
+            },
+        );
+        if service.role == "mail"
+            && let Some(section) = m.services.get("mail")
+        {
+            let aliases: Vec<serde_json::Value> = section
+                .aliases
+                .iter()
+                .map(|(alias, targets)| {
+                    let targets: Vec<&str> = targets
+                        .iter()
+                        .filter_map(|id| m.members.iter().find(|x| &x.id == id))
+                        .filter_map(|x| x.mailbox.as_deref())
+                        .collect();
+                    serde_json::json!({ "address": format!("{alias}@{}", a.domain), "targets": targets })
+                })
+                .collect();
+            c.insert("aliases", &aliases);
+        } else {
+            c.insert("aliases", &Vec::<serde_json::Value>::new());
+        }
     }
 
     fn members(&self, secret: bool) -> Vec<MemberView> {

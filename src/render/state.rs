@@ -169,7 +169,7 @@ impl Serialize for Content {
             // A hash changes when the secret does, so plans see the change,
             // and says nothing about a 256-bit random value.
             Self::Secret(secret) => {
-                map.serialize_entry("secret_sha256", &sha256_hex(secret.expose().as_bytes()))?
+                map.serialize_entry("secret_sha256", &sha256_hex(secret.expose().as_bytes()))?;
             }
         }
         map.end()
