@@ -2,6 +2,7 @@
 //! hardened containers, secrets that never leak, and credentials that work.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ fn snapshot_text(ws: &Workspace) -> String {
             .permissions()
             .mode()
             & 0o777;
-        text.push_str(&format!("=== {path} ({mode:o})\n"));
+        let _ = writeln!(text, "=== {path} ({mode:o})");
         text.push_str(&String::from_utf8(bytes).expect("UTF-8"));
         text.push('\n');
     }
