@@ -37,6 +37,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR", env = "VOISIN_CATALOG")]
     pub catalog: Option<PathBuf>,
 
+    /// age identity file that decrypts `.voisin/secrets.yaml.age` when the
+    /// plain secrets file is not there (a fresh clone of the association's
+    /// repository, say).
+    #[arg(long, global = true, value_name = "FILE", env = "VOISIN_AGE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+
     /// How to print results that are data.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -93,6 +99,66 @@ pub enum Command {
     /// The neighbourhood lending board: what its container runs.
     #[command(subcommand)]
     Board(BoardCommand),
+
+    /// Write every rendered configuration file and the desired state.
+    ///
+    /// Secrets missing from `.voisin/secrets.yaml` are generated first. Two
+    /// runs give byte-identical output. Files holding secrets are written
+    /// with mode 0600.
+    Render(RenderArgs),
+
+    /// The association's secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
+    /// The association's members.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+/// Arguments of `voisin render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Where to write (default: `.voisin/rendered` beside the manifest). A
+    /// folder that is not empty must have been written by `voisin render`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Also write `compose.yaml`, an equivalent docker-compose file.
+    #[arg(long)]
+    pub compose: bool,
+}
+
+/// `voisin secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Write `.voisin/secrets.yaml.age`, an age-encrypted copy of every
+    /// secret that can be committed beside the manifest.
+    ///
+    /// voisin reads it back when the plain file is missing, with the
+    /// identity given by `--identity` (or `VOISIN_AGE_IDENTITY`).
+    Encrypt {
+        /// An age public key (`age1…`) that may decrypt the copy; repeat for several.
+        #[arg(
+            long = "recipient",
+            short = 'r',
+            value_name = "AGE_KEY",
+            required = true
+        )]
+        recipients: Vec<String>,
+    },
+}
+
+/// `voisin members …`
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Print one member's initial credentials, to hand over to them.
+    ///
+    /// The only command that prints a secret, and only that member's.
+    Credentials {
+        /// The member's id in the manifest.
+        id: String,
+    },
 }
 
 /// Arguments of `voisin check`.
@@ -128,6 +194,14 @@ pub enum BoardCommand {
     /// Write a consistent snapshot of the board's database, even while the
     /// board runs (SQLite's online backup).
     Backup(BoardBackupArgs),
+
+    /// Replace the board's database with a snapshot `backup` wrote, while
+    /// the board runs (SQLite's online backup, the other way).
+    Restore(BoardRestoreArgs),
+
+    /// Exit 0 when the board on this machine answers `/healthz`: the
+    /// container's health check, which has no curl.
+    Healthcheck(BoardHealthcheckArgs),
 
     /// Read a password on standard input and print its argon2 hash, as the
     /// members file's `password_hash` holds it.
@@ -226,6 +300,27 @@ pub struct BoardBackupArgs {
     /// Where to write the snapshot; `-` writes it to standard output.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+/// Arguments of `voisin board restore`.
+#[derive(Debug, Args)]
+pub struct BoardRestoreArgs {
+    /// The board's SQLite database, replaced whole.
+    #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
+    pub database: PathBuf,
+
+    /// The snapshot to restore; `-` reads it from standard input.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+}
+
+/// Arguments of `voisin board healthcheck`.
+#[derive(Debug, Args)]
+pub struct BoardHealthcheckArgs {
+    /// The address the board listens on; an unspecified address
+    /// (`0.0.0.0`) is checked on loopback.
+    #[arg(long, env = "VOISIN_BOARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
 }
 
 /// Arguments of `voisin board seed`.

@@ -160,13 +160,22 @@ pub fn did_you_mean<'a, I>(wrong: &str, candidates: I) -> Option<String>
 where
     I: IntoIterator<Item = &'a str>,
 {
+    closest(wrong, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate closest to `wrong`, if one is close enough to be what was
+/// meant (Jaro-Winkler similarity above 0.8, ignoring case).
+pub fn closest<'a, I>(wrong: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
     let wrong_lower = wrong.to_lowercase();
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(&wrong_lower, &c.to_lowercase()), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .map(|(_, c)| c)
 }
 
 /// Lists choices as `a`, `b` or `c` for messages.

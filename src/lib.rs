@@ -15,6 +15,8 @@ pub mod diagnostic;
 pub mod document;
 pub mod manifest;
 pub mod names;
+pub mod render;
+pub mod secrets;
 pub mod units;
 
 use std::io::Write as _;

@@ -121,6 +121,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::duration_suboptimal_units)]
 mod tests {
     use super::*;
 

@@ -93,3 +93,60 @@ fn the_backup_command_fails_clearly_on_a_missing_database() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open the board database"));
 }
+
+#[test]
+fn restore_brings_back_a_snapshot_and_refuses_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seeded(dir.path());
+    let snap = dir.path().join("snap.sqlite");
+    voisin::board::backup::snapshot(&db, &snap).unwrap();
+    Connection::open(&db).unwrap().execute("DELETE FROM offers", []).unwrap();
+
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"not a database at all, really not").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
+        .args(["board", "restore", "--database"])
+        .arg(&db)
+        .arg("--in")
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a foreign file never replaces the data");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
+        .args(["board", "restore", "--database"])
+        .arg(&db)
+        .args(["--in", "-"])
+        .stdin(std::fs::File::open(&snap).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let n: i64 = Connection::open(&db).unwrap().query_row("SELECT count(*) FROM offers", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 2_000);
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+        e.as_ref().unwrap().file_name().to_string_lossy().contains(".restore-")
+    });
+    assert_eq!(leftovers.count(), 0, "the scratch copy is removed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_succeeds_against_a_running_board_and_fails_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = Board::open(Config::new(dir.path().join("b.sqlite")), Arc::new(SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, board.router()).await.unwrap() });
+    let check = |addr: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_voisin"))
+                .args(["board", "healthcheck", "--listen", &addr])
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = check(addr.to_string()).await.unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = check(free.to_string()).await.unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}

@@ -150,8 +150,9 @@ impl Config {
         let unit = |what: &str, e: crate::units::UnitError| {
             anyhow::anyhow!("{what}: {} (hint: {})", e.message, e.hint)
         };
-        let smtp = match &args.smtp_host {
-            None => None,
+        // The catalog renders every variable, an unused one as empty.
+        let smtp = match args.smtp_host.as_deref().map(str::trim) {
+            None | Some("") => None,
             Some(host) => Some(resolve_smtp(args, host)?),
         };
         Ok(Self {
@@ -213,7 +214,8 @@ fn resolve_smtp(args: &BoardServeArgs, host: &str) -> anyhow::Result<SmtpConfig>
     let Some(from) = args.smtp_from.clone() else {
         bail!("`--smtp-from` is needed with `--smtp-host`");
     };
-    let credentials = match (&args.smtp_user, &args.smtp_password_file) {
+    let user = args.smtp_user.clone().filter(|u| !u.trim().is_empty());
+    let credentials = match (&user, &args.smtp_password_file) {
         (Some(user), Some(file)) => {
             let password = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the smtp password file `{}`", file.display()))?;

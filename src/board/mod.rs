@@ -12,6 +12,7 @@ mod cache;
 mod clock;
 pub mod config;
 pub mod db;
+pub mod health;
 mod i18n;
 pub mod mail;
 pub mod members;
@@ -147,8 +148,8 @@ impl Board {
 
 impl Shared {
     /// The values every page needs.
-    fn context(&self, member: Option<&routes::Member>, csrf: &str) -> tera::Context {
-        let mut ctx = tera::Context::new();
+    fn context(&self, member: Option<&routes::Member>, csrf: &str) -> tera1::Context {
+        let mut ctx = tera1::Context::new();
         ctx.insert("lang", self.config.locale.code());
         ctx.insert("association", &self.config.association);
         ctx.insert("categories", &self.config.categories);

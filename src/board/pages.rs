@@ -2,7 +2,7 @@
 //! so a broken template stops the board before it serves anything.
 
 use chrono::DateTime;
-use tera::{Tera, Value};
+use tera1::{Tera, Value};
 
 use super::i18n::Texts;
 
@@ -41,10 +41,10 @@ impl Pages {
             let key = args
                 .get("k")
                 .and_then(Value::as_str)
-                .ok_or_else(|| tera::Error::msg("`t` needs `k`, the text's key"))?;
+                .ok_or_else(|| tera1::Error::msg("`t` needs `k`, the text's key"))?;
             map.get(key)
                 .map(|text| Value::String(text.clone()))
-                .ok_or_else(|| tera::Error::msg(format!("no text `{key}`")))
+                .ok_or_else(|| tera1::Error::msg(format!("no text `{key}`")))
         });
         tera.add_raw_templates(TEMPLATES.iter().copied())
             .map_err(|e| anyhow::anyhow!("a board page template is broken: {e:?}"))?;
@@ -54,7 +54,7 @@ impl Pages {
     }
 
     /// Renders page `name`.
-    pub fn render(&self, name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
+    pub fn render(&self, name: &str, ctx: &tera1::Context) -> anyhow::Result<String> {
         self.tera
             .render(name, ctx)
             .map_err(|e| anyhow::anyhow!("cannot render `{name}`: {e:?}"))
@@ -62,8 +62,8 @@ impl Pages {
 }
 
 /// `{{ ts | day }}`: a Unix timestamp as `YYYY-MM-DD`.
-fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera::Result<Value> {
-    let ts = value.as_i64().ok_or_else(|| tera::Error::msg("`day` needs a timestamp"))?;
+fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Result<Value> {
+    let ts = value.as_i64().ok_or_else(|| tera1::Error::msg("`day` needs a timestamp"))?;
     let text = DateTime::from_timestamp(ts, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
@@ -72,8 +72,8 @@ fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera::Res
 
 /// `{{ text | urlencode }}`: percent-encodes everything but unreserved
 /// characters, for query strings (tera's own needs its heavy builtins).
-fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera::Result<Value> {
-    let text = value.as_str().ok_or_else(|| tera::Error::msg("`urlencode` needs text"))?;
+fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Result<Value> {
+    let text = value.as_str().ok_or_else(|| tera1::Error::msg("`urlencode` needs text"))?;
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

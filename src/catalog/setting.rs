@@ -188,30 +188,7 @@ impl Setting {
                 }
                 Ok(())
             }
-            SettingKind::Size => match text {
-                Some(t) => units::parse_size(t)
-                    .map(|_| ())
-                    .map_err(|e| Misfit::new(e.message, Some(e.hint))),
-                None => match value {
-                    Value::Number(n) => Err(Misfit::new(
-                        format!("the size `{n}` has no unit"),
-                        Some(format!("write `{n} GB` or `{n} MB`")),
-                    )),
-                    _ => wrong("a size", "write a size, like `5 GB`"),
-                },
-            },
-            SettingKind::Duration => match text {
-                Some(t) => units::parse_duration(t)
-                    .map(|_| ())
-                    .map_err(|e| Misfit::new(e.message, Some(e.hint))),
-                None => match value {
-                    Value::Number(n) => Err(Misfit::new(
-                        format!("the duration `{n}` has no unit"),
-                        Some(format!("write `{n}d` for days or `{n}h` for hours")),
-                    )),
-                    _ => wrong("a duration", "write a duration, like `21d`"),
-                },
-            },
+            SettingKind::Size | SettingKind::Duration => measure(kind, value),
             SettingKind::Enum => {
                 let given = match value {
                     Value::String(s) => s.clone(),
@@ -245,6 +222,38 @@ impl Setting {
             },
             SettingKind::List => wrong("a single value", "lists of lists are not supported"),
         }
+    }
+}
+
+/// Checks a size or a duration: text with a unit. A bare number gets a hint
+/// that suggests the units, since `21` alone could mean days or hours.
+fn measure(kind: SettingKind, value: &Value) -> Result<(), Misfit> {
+    let size = kind == SettingKind::Size;
+    match value {
+        Value::String(t) => {
+            let read = if size {
+                units::parse_size(t).map(|_| ())
+            } else {
+                units::parse_duration(t).map(|_| ())
+            };
+            read.map_err(|e| Misfit::new(e.message, Some(e.hint)))
+        }
+        Value::Number(n) if size => Err(Misfit::new(
+            format!("the size `{n}` has no unit"),
+            Some(format!("write `{n} GB` or `{n} MB`")),
+        )),
+        Value::Number(n) => Err(Misfit::new(
+            format!("the duration `{n}` has no unit"),
+            Some(format!("write `{n}d` for days or `{n}h` for hours")),
+        )),
+        other if size => Err(Misfit::new(
+            format!("must be a size, not {}", describe(other)),
+            Some("write a size, like `5 GB`".into()),
+        )),
+        other => Err(Misfit::new(
+            format!("must be a duration, not {}", describe(other)),
+            Some("write a duration, like `21d`".into()),
+        )),
     }
 }
 

@@ -19,6 +19,13 @@ pub fn run(cmd: &BoardCommand) -> anyhow::Result<Outcome> {
             runtime.block_on(board::serve(config))?;
         }
         BoardCommand::Backup(args) => board::backup::run(&args.database, &args.out)?,
+        BoardCommand::Restore(args) => board::backup::restore(&args.database, &args.input)?,
+        BoardCommand::Healthcheck(args) => {
+            if let Err(err) = board::health::check(args.listen) {
+                eprintln!("error: the board is not healthy: {err:#}");
+                return Ok(Outcome::Failed);
+            }
+        }
         BoardCommand::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;

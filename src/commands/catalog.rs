@@ -6,23 +6,16 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::catalog::{self, Entry, load::LoadError};
+use crate::catalog::Entry;
 use crate::cli::{CatalogCommand, Format, GlobalArgs};
 use crate::diagnostic::did_you_mean;
 use crate::{Outcome, UsageError};
 
 /// Runs `catalog list` or `catalog show`.
 pub fn run(global: &GlobalArgs, command: &CatalogCommand) -> anyhow::Result<Outcome> {
-    let loaded = match catalog::load(&super::catalog_source(global)) {
+    let loaded = match super::load_catalog(global)? {
         Ok(loaded) => loaded,
-        Err(LoadError::Invalid(diagnostics)) => {
-            let mut err = std::io::stderr().lock();
-            for d in &diagnostics {
-                writeln!(err, "{}", d.render())?;
-            }
-            return Ok(Outcome::Failed);
-        }
-        Err(e) => return Err(e.into()),
+        Err(outcome) => return Ok(outcome),
     };
     let catalog = &loaded.catalog;
     let mut out = std::io::stdout().lock();

@@ -9,7 +9,6 @@ use crate::Outcome;
 use crate::catalog::{self, lint::lint, load::LoadError};
 use crate::cli::{CheckArgs, Format, GlobalArgs};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::document::Document;
 use crate::manifest;
 
 /// Version of the JSON shape `check --format json` prints; raised only when
@@ -38,14 +37,22 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
         report.add_catalog(lint(loaded));
     }
 
+    if loaded.is_none() {
+        report.unchecked = files.iter().map(|f| f.display().to_string()).collect();
+    }
     if let Some(loaded) = &loaded {
         for path in &files {
             let shown = path.display().to_string();
-            let diagnostics = match Document::load(path) {
-                Ok(document) => manifest::check_document(&document, &loaded.catalog).diagnostics,
-                Err(d) => {
+            let diagnostics = match std::fs::read_to_string(path) {
+                Ok(text) => manifest::check(&shown, &text, &loaded.catalog).diagnostics,
+                Err(e) => {
+                    // A file that cannot be read is a problem of the
+                    // environment, not of the manifest: exit 2.
                     unusable = true;
-                    vec![*d]
+                    vec![
+                        Diagnostic::error("unreadable-file", format!("cannot read `{shown}`: {e}"))
+                            .with_hint("check the path; without a file name `check` reads `voisin.yaml`, or the file `-f` names"),
+                    ]
                 }
             };
             report.add_file(shown, diagnostics);
@@ -66,6 +73,8 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
 struct Report {
     files: Vec<(String, Vec<Diagnostic>)>,
     catalog: Vec<Diagnostic>,
+    /// Files not checked because the catalog itself is invalid.
+    unchecked: Vec<String>,
 }
 
 /// One diagnostic as `check --format json` prints it.
@@ -84,6 +93,7 @@ struct JsonDiagnostic<'a> {
 #[derive(Serialize)]
 struct JsonFile<'a> {
     file: &'a str,
+    checked: bool,
     valid: bool,
     errors: usize,
     warnings: usize,
@@ -150,10 +160,18 @@ impl Report {
                     .iter()
                     .map(|(file, d)| JsonFile {
                         file,
+                        checked: true,
                         valid: count(d, Severity::Error) == 0,
                         errors: count(d, Severity::Error),
                         warnings: count(d, Severity::Warning),
                     })
+                    .chain(self.unchecked.iter().map(|file| JsonFile {
+                        file,
+                        checked: false,
+                        valid: false,
+                        errors: 0,
+                        warnings: 0,
+                    }))
                     .collect(),
                 diagnostics: self
                     .all()
@@ -179,8 +197,9 @@ impl Report {
             }
             writeln!(out, "{}", d.render())?;
         }
-        if !self.catalog.is_empty() {
-            let e = count(&self.catalog, Severity::Error);
+        let catalog_errors = count(&self.catalog, Severity::Error);
+        if catalog_errors > 0 || (!self.catalog.is_empty() && !global.quiet) {
+            let e = catalog_errors;
             let w = count(&self.catalog, Severity::Warning);
             writeln!(
                 out,
@@ -189,13 +208,17 @@ impl Report {
                 plural(w, "warning")
             )?;
         }
+        for file in &self.unchecked {
+            writeln!(out, "{file}: not checked, the catalog has errors")?;
+        }
         for (file, d) in &self.files {
             let e = count(d, Severity::Error);
             let w = count(d, Severity::Warning);
+            if global.quiet && e == 0 {
+                continue;
+            }
             if e == 0 && w == 0 {
-                if !global.quiet {
-                    writeln!(out, "{file}: valid")?;
-                }
+                writeln!(out, "{file}: valid")?;
             } else {
                 writeln!(
                     out,

@@ -6,8 +6,6 @@ pub mod path;
 pub mod shape;
 pub mod tree;
 
-use std::path::Path as FsPath;
-
 use serde::de::DeserializeOwned;
 
 pub use path::{Path, Seg};
@@ -24,6 +22,39 @@ pub struct Document {
     pub text: String,
     /// The parsed tree.
     pub root: Node,
+}
+
+/// A document read into a type.
+#[derive(Debug)]
+pub struct Read<T> {
+    /// The value, with stand-ins where the document was wrong.
+    pub value: Option<T>,
+    /// Shape problems, located.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Paths whose values are stand-ins.
+    pub replaced: Vec<Path>,
+}
+
+impl<T> Read<T> {
+    /// True when the document had no shape problem.
+    pub fn is_clean(&self) -> bool {
+        self.diagnostics.is_empty()
+    }
+
+    /// True when a diagnostic at `path` would be about a stand-in: the path
+    /// is at, below or above a replaced one.
+    pub fn touches_replaced(&self, path: &str) -> bool {
+        self.replaced.iter().any(|r| {
+            let r = r.to_string();
+            related(path, &r) || related(&r, path)
+        })
+    }
+}
+
+fn related(longer: &str, prefix: &str) -> bool {
+    longer == prefix
+        || (longer.starts_with(prefix)
+            && matches!(longer.as_bytes().get(prefix.len()), Some(b'.' | b'[')))
 }
 
 /// Whether a diagnostic should point at a key or at its value.
@@ -56,48 +87,46 @@ impl Document {
         }
     }
 
-    /// Reads and parses a file.
-    pub fn load(path: &FsPath) -> Result<Self, Box<Diagnostic>> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Box::new(
-                Diagnostic::error("unreadable-file", format!("cannot read `{shown}`: {e}"))
-                    .with_hint("check the path; `voisin check` reads `voisin.yaml` unless told another file"),
-            )
-        })?;
-        Self::parse(shown, text)
-    }
-
     /// Checks the document's shape against `schema` and reads it into `T`.
-    pub fn read<T: DeserializeOwned>(
-        &self,
-        schema: &serde_json::Value,
-    ) -> Result<T, Vec<Diagnostic>> {
-        let value = shape::Shape::new(schema)
-            .check(&self.root)
-            .map_err(|problems| {
-                problems
-                    .into_iter()
-                    .map(|p| {
-                        Diagnostic::error(p.code, p.message)
-                            .with_hint_opt(p.hint)
-                            .with_path(p.path.to_string())
-                            .at(self.location(p.span))
-                    })
-                    .collect::<Vec<_>>()
-            })?;
-        serde_json::from_value(value).map_err(|e| {
-            // The shape check accepted it, so this is a mismatch between our
-            // schema and our types: a bug of ours, reported as such.
-            vec![
-                Diagnostic::error(
-                    "internal",
-                    format!("voisin could not read this document: {e}"),
-                )
-                .at(self.location(self.root.span))
-                .with_hint("this is a bug in voisin; please report it with the file"),
-            ]
-        })
+    ///
+    /// Shape problems do not stop the reading: wrong or missing values are
+    /// replaced by stand-ins so later checks can still run, and the paths of
+    /// those stand-ins are returned in [`Read::replaced`] so that nothing is
+    /// reported about them twice.
+    pub fn read<T: DeserializeOwned>(&self, schema: &serde_json::Value) -> Read<T> {
+        let (value, findings) = shape::Shape::new(schema).check(&self.root);
+        let replaced = findings.replaced;
+        let mut diagnostics: Vec<Diagnostic> = findings
+            .problems
+            .into_iter()
+            .map(|p| {
+                Diagnostic::error(p.code, p.message)
+                    .with_hint_opt(p.hint)
+                    .with_path(p.path.to_string())
+                    .at(self.location(p.span))
+            })
+            .collect();
+        let value = match serde_json::from_value(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // The shape check made the value fit the schema, so this is a
+                // mismatch between our schema and our types: a bug of ours.
+                diagnostics.push(
+                    Diagnostic::error(
+                        "internal",
+                        format!("voisin could not read this document: {e}"),
+                    )
+                    .at(self.location(self.root.span))
+                    .with_hint("this is a bug in voisin; please report it with the file"),
+                );
+                None
+            }
+        };
+        Read {
+            value,
+            diagnostics,
+            replaced,
+        }
     }
 
     /// The node at `path`, if the document has one there.

@@ -12,7 +12,7 @@ use serde_json::{Map, Number, Value};
 
 use super::path::{Path, Seg};
 use super::tree::{Kind, Node, Plain, Span};
-use crate::diagnostic::{did_you_mean, one_of};
+use crate::diagnostic::{closest, did_you_mean, one_of};
 
 /// A structural problem, before it is given a file location.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,33 @@ pub struct Problem {
     pub path: Path,
 }
 
+/// What a walk finds: problems to report, and the places whose values were
+/// replaced by stand-ins (every problem's place, and a few more whose
+/// problem is already reported under another name).
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Problems to report.
+    pub problems: Vec<Problem>,
+    /// Places holding stand-ins.
+    pub replaced: Vec<Path>,
+}
+
+impl Findings {
+    fn push(&mut self, problem: Problem) {
+        self.replaced.push(problem.path.clone());
+        self.problems.push(problem);
+    }
+
+    fn extend(&mut self, other: Findings) {
+        self.problems.extend(other.problems);
+        self.replaced.extend(other.replaced);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
 /// A schema with its definitions, ready to check documents.
 pub struct Shape<'s> {
     root: &'s Value,
@@ -41,17 +68,14 @@ impl<'s> Shape<'s> {
         Self { root }
     }
 
-    /// Checks `node` against the schema. Returns the document as JSON when it
-    /// has no problem, and the problems otherwise.
-    pub fn check(&self, node: &Node) -> Result<Value, Vec<Problem>> {
-        let mut problems = Vec::new();
+    /// Checks `node` against the schema. Returns the document as JSON, with
+    /// stand-ins of the right type where values were wrong or missing, and
+    /// every problem found.
+    pub fn check(&self, node: &Node) -> (Value, Findings) {
+        let mut findings = Findings::default();
         let mut path = Path::default();
-        let value = self.walk(self.root, node, &mut path, None, &mut problems);
-        if problems.is_empty() {
-            Ok(value)
-        } else {
-            Err(problems)
-        }
+        let value = self.walk(self.root, node, &mut path, None, &mut findings);
+        (value, findings)
     }
 
     fn resolve(&self, schema: &'s Value) -> &'s Value {
@@ -79,7 +103,7 @@ impl<'s> Shape<'s> {
         node: &Node,
         path: &mut Path,
         key_span: Option<Span>,
-        out: &mut Vec<Problem>,
+        out: &mut Findings,
     ) -> Value {
         let schema = self.resolve(schema);
         let Some(obj) = schema.as_object() else {
@@ -133,12 +157,12 @@ impl<'s> Shape<'s> {
                 Ok(v) => v,
                 Err((message, hint)) => {
                     out.push(problem("out-of-range", message, hint, node.span, path));
-                    return Value::Null;
+                    return self.placeholder(schema);
                 }
             },
             _ => {
                 out.push(type_mismatch(&types, node, path));
-                return Value::Null;
+                return self.placeholder(schema);
             }
         };
         if let Some(choices) = obj.get("enum").and_then(Value::as_array) {
@@ -153,7 +177,7 @@ impl<'s> Shape<'s> {
         node: &Node,
         path: &mut Path,
         key_span: Option<Span>,
-        out: &mut Vec<Problem>,
+        out: &mut Findings,
     ) -> Value {
         let resolved: Vec<&Value> = alternatives.iter().map(|a| self.resolve(a)).collect();
         let is_null = |s: &Value| s.get("type").and_then(Value::as_str) == Some("null");
@@ -180,7 +204,7 @@ impl<'s> Shape<'s> {
         }
         let mut first_problems = None;
         for alternative in &real {
-            let mut scratch = Vec::new();
+            let mut scratch = Findings::default();
             let value = self.walk(alternative, node, path, key_span, &mut scratch);
             if scratch.is_empty() {
                 return value;
@@ -188,7 +212,67 @@ impl<'s> Shape<'s> {
             first_problems.get_or_insert(scratch);
         }
         out.extend(first_problems.unwrap_or_default());
-        Value::Null
+        real.first().map_or(Value::Null, |s| self.placeholder(s))
+    }
+
+    /// A value of the schema's type standing in for one that was wrong or
+    /// missing, so that the rest of the document can still be read and
+    /// checked. Diagnostics about the replaced place are dropped later
+    /// (see [`Problem::path`]), so the stand-in is never reported.
+    fn placeholder(&self, schema: &'s Value) -> Value {
+        let schema = self.resolve(schema);
+        let Some(obj) = schema.as_object() else {
+            return Value::Null;
+        };
+        if let Some(first) = obj.get("const") {
+            return first.clone();
+        }
+        if let Some(first) = obj
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+        {
+            return first.clone();
+        }
+        for key in ["allOf", "anyOf", "oneOf"] {
+            if let Some(parts) = obj.get(key).and_then(Value::as_array) {
+                let is_null = |s: &&Value| s.get("type").and_then(Value::as_str) == Some("null");
+                if key != "allOf" && parts.iter().map(|p| self.resolve(p)).any(|p| is_null(&p)) {
+                    return Value::Null;
+                }
+                return parts.first().map_or(Value::Null, |p| self.placeholder(p));
+            }
+        }
+        let types = type_names(obj);
+        if types.contains(&"null") {
+            return Value::Null;
+        }
+        match types.first().copied() {
+            Some("object") => {
+                let mut map = Map::new();
+                let properties = obj.get("properties").and_then(Value::as_object);
+                for name in obj
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let v = properties
+                        .and_then(|p| p.get(name))
+                        .map_or(Value::Null, |p| self.placeholder(p));
+                    map.insert(name.to_string(), v);
+                }
+                Value::Object(map)
+            }
+            Some("array") => Value::Array(Vec::new()),
+            Some("string") => Value::String(String::new()),
+            Some("integer" | "number") => Value::Number(Number::from(
+                obj.get("minimum").and_then(Value::as_i64).unwrap_or(0),
+            )),
+            Some("boolean") => Value::Bool(false),
+            _ => Value::Null,
+        }
     }
 
     fn walk_object(
@@ -198,7 +282,7 @@ impl<'s> Shape<'s> {
         entries: &[(Node, Node)],
         path: &mut Path,
         key_span: Option<Span>,
-        out: &mut Vec<Problem>,
+        out: &mut Findings,
     ) -> Value {
         let empty = Map::new();
         let properties = obj
@@ -207,6 +291,9 @@ impl<'s> Shape<'s> {
             .unwrap_or(&empty);
         let additional = obj.get("additionalProperties");
         let mut result = Map::new();
+        // Keys the unknown ones were probably meant to be: their absence is
+        // the same mistake and is not reported twice.
+        let mut meant: Vec<String> = Vec::new();
         for (key, value) in entries {
             let name = key.scalar_text().unwrap_or_default().to_string();
             path.push(Seg::Key(name.clone()));
@@ -217,7 +304,11 @@ impl<'s> Shape<'s> {
                 match additional {
                     Some(Value::Bool(false)) => {
                         path.pop();
-                        out.push(unknown_key(&name, properties, key.span, path));
+                        let problem = unknown_key(&name, properties, key.span, path);
+                        if let Some(guess) = closest(&name, properties.keys().map(String::as_str)) {
+                            meant.push(guess.to_string());
+                        }
+                        out.push(problem);
                         continue;
                     }
                     Some(schema) => {
@@ -236,6 +327,14 @@ impl<'s> Shape<'s> {
                 if !result.contains_key(name)
                     && !entries.iter().any(|(k, _)| k.scalar_text() == Some(name))
                 {
+                    let stand_in = properties
+                        .get(name)
+                        .map_or(Value::Null, |p| self.placeholder(p));
+                    result.insert(name.to_string(), stand_in);
+                    if meant.iter().any(|m| m == name) {
+                        out.replaced.push(path.key(name));
+                        continue;
+                    }
                     let description = properties
                         .get(name)
                         .map(|p| self.resolve(p))
@@ -243,7 +342,7 @@ impl<'s> Shape<'s> {
                         .and_then(Value::as_str)
                         .map(first_sentence);
                     let hint = match description {
-                        Some(d) => format!("add `{name}:` ({d})"),
+                        Some(d) => format!("add `{name}:`, {d}"),
                         None => format!("add `{name}:`"),
                     };
                     let message = if path.is_root() {
@@ -256,7 +355,7 @@ impl<'s> Shape<'s> {
                         message,
                         Some(hint),
                         key_span.unwrap_or(node.span),
-                        path,
+                        &path.key(name),
                     ));
                 }
             }
@@ -353,9 +452,11 @@ fn scalar_as(
         ("integer", Some(Plain::Int(n))) => {
             let (min, max) = integer_range(obj);
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+                // The top of an unsigned type is no limit a person chose.
+                let max = max.filter(|m| *m < i64::from(i32::MAX));
                 let range = match (min, max) {
                     (Some(a), Some(b)) => format!("from {a} to {b}"),
-                    (Some(a), None) => format!("of at least {a}"),
+                    (Some(a), None) => format!("of {a} or more"),
                     (None, Some(b)) => format!("of at most {b}"),
                     (None, None) => String::new(),
                 };
@@ -432,6 +533,8 @@ fn type_mismatch(types: &[&str], node: &Node, path: &Path) -> Problem {
         Some(format!(
             "write a list, like `[{text}]`, or one `- item` per line"
         ))
+    } else if types.contains(&"array") {
+        Some("write one `- ` item per line".to_string())
     } else if types.contains(&"object") && !matches!(node.kind, Kind::Map(_)) {
         Some("write its keys on the lines below, indented".to_string())
     } else if types.contains(&"string")
@@ -446,7 +549,7 @@ fn type_mismatch(types: &[&str], node: &Node, path: &Path) -> Problem {
     problem("wrong-type", message, hint, node.span, path)
 }
 
-fn check_choices(choices: &[Value], node: &Node, path: &Path, out: &mut Vec<Problem>) -> Value {
+fn check_choices(choices: &[Value], node: &Node, path: &Path, out: &mut Findings) -> Value {
     let names: Vec<&str> = choices.iter().filter_map(Value::as_str).collect();
     if let Some(text) = node.scalar_text()
         && node.plain() != Some(Plain::Null)
@@ -469,7 +572,7 @@ fn check_choices(choices: &[Value], node: &Node, path: &Path, out: &mut Vec<Prob
         node.span,
         path,
     ));
-    Value::Null
+    choices.first().cloned().unwrap_or(Value::Null)
 }
 
 /// Reads a node with no schema to guide it, under the core schema.
@@ -522,20 +625,20 @@ mod tests {
     fn problems(yaml: &str) -> Vec<(String, &'static str, usize, usize)> {
         let schema = schema();
         let node = parse(yaml).expect("parses");
-        match Shape::new(&schema).check(&node) {
-            Ok(_) => Vec::new(),
-            Err(ps) => ps
-                .into_iter()
-                .map(|p| (p.message, p.code, p.span.start.line, p.span.start.column))
-                .collect(),
-        }
+        let (_, found) = Shape::new(&schema).check(&node);
+        found
+            .problems
+            .into_iter()
+            .map(|p| (p.message, p.code, p.span.start.line, p.span.start.column))
+            .collect()
     }
 
     #[test]
     fn reads_scalars_as_the_schema_expects() {
         let schema = schema();
         let node = parse("name: 1984\ncount: 3\non: true\ntags: [a, 2]\n").expect("parses");
-        let value = Shape::new(&schema).check(&node).expect("valid");
+        let (value, found) = Shape::new(&schema).check(&node);
+        assert!(found.is_empty());
         assert_eq!(
             value,
             json!({"name": "1984", "count": 3, "on": true, "tags": ["a", "2"]})
@@ -544,7 +647,7 @@ mod tests {
 
     #[test]
     fn reports_every_problem_at_once() {
-        let found = problems("nmae: x\ncount: -1\non: yes\ntags: a\nlang: de\ninner: { y: 1 }\n");
+        let found = problems("zzz: x\ncount: -1\non: yes\ntags: a\nlang: de\ninner: { y: 1 }\n");
         let codes: Vec<&str> = found.iter().map(|p| p.1).collect();
         assert_eq!(
             codes,
@@ -571,14 +674,31 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_key_is_not_also_reported_missing() {
+        let found = problems("nmae: x\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, "unknown-key");
+    }
+
+    #[test]
     fn missing_key_hint_uses_the_description() {
         let schema = schema();
         let node = parse("count: 1\n").expect("parses");
-        let ps = Shape::new(&schema).check(&node).expect_err("invalid");
+        let (_, ps) = Shape::new(&schema).check(&node);
         assert_eq!(
-            ps[0].hint.as_deref(),
-            Some("add `name:` (what it is called)")
+            ps.problems[0].hint.as_deref(),
+            Some("add `name:`, what it is called")
         );
+    }
+
+    #[test]
+    fn stands_in_for_wrong_and_missing_values() {
+        let schema = schema();
+        let node = parse("count: lots\nlang: de\n").expect("parses");
+        let (value, found) = Shape::new(&schema).check(&node);
+        assert_eq!(value, json!({"name": "", "count": 0, "lang": "fr"}));
+        let paths: Vec<String> = found.problems.iter().map(|p| p.path.to_string()).collect();
+        assert_eq!(paths, ["count", "lang", "name"]);
     }
 
     #[test]

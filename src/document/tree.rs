@@ -142,7 +142,7 @@ impl Node {
         }
     }
 
-    /// Describes the node's kind for messages (`a list`, `the text \`x\``…).
+    /// Describes the node's kind for messages: "a list", "the text `x`"…
     pub fn describe(&self) -> String {
         match &self.kind {
             Kind::Seq(_) => "a list".into(),
@@ -248,7 +248,7 @@ impl SyntaxError {
             )
         } else if info.contains("tab") {
             Some("indent with spaces; YAML does not allow tabs for indentation".to_string())
-        } else if info.contains("did not find expected key")
+        } else if info.contains("did not find expected")
             || info.contains("expected <document start>")
         {
             Some("check the indentation of this line against the lines above it".to_string())
@@ -273,13 +273,20 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
+        budget: MAX_NODES,
+        depth: 0,
     };
     builder.document()
 }
 
 struct Builder<'a> {
     parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their sizes, for aliases to copy.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Values still allowed before the document counts as too large.
+    budget: usize,
+    /// How deep the node being built is.
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -310,10 +317,13 @@ impl<'a> Builder<'a> {
         let (event, span) = self.next()?;
         match event {
             Event::StreamEnd => {
-                return Err(
-                    SyntaxError::new("empty-document", "the file is empty", span)
-                        .hint("start from one of the files in `examples/`"),
-                );
+                // Point at the top: the end of a file of comments says nothing.
+                let top = Span {
+                    start: Pos { line: 1, column: 1 },
+                    end: Pos { line: 1, column: 1 },
+                };
+                return Err(SyntaxError::new("empty-document", "the file is empty", top)
+                    .hint("start from one of the files in `examples/`"));
             }
             Event::DocumentStart(..) => {}
             _ => {
@@ -341,6 +351,21 @@ impl<'a> Builder<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, SyntaxError> {
+        self.spend(1, span)?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SyntaxError::new(
+                "too-deep",
+                format!("lists and mappings nest more than {MAX_DEPTH} levels deep"),
+                span,
+            ));
+        }
+        let node = self.node_inner(event, span);
+        self.depth -= 1;
+        node
+    }
+
+    fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Node, SyntaxError> {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let quoted = !matches!(style, ScalarStyle::Plain);
@@ -392,46 +417,7 @@ impl<'a> Builder<'a> {
             }
             Event::MappingStart(_, anchor, tag) => {
                 reject_tag(tag.is_some(), span)?;
-                let mut entries: Vec<(Node, Node)> = Vec::new();
-                let end = loop {
-                    let (event, key_span) = self.next()?;
-                    if matches!(event, Event::MappingEnd) {
-                        break key_span;
-                    }
-                    let key = self.node(event, key_span)?;
-                    let Some(key_text) = key.scalar_text() else {
-                        return Err(SyntaxError::new(
-                            "complex-key",
-                            "a key must be plain text, not a list or mapping",
-                            key.span,
-                        ));
-                    };
-                    if key_text == "<<" {
-                        return Err(SyntaxError::new(
-                            "merge-key",
-                            "merge keys (`<<`) are not supported",
-                            key.span,
-                        )
-                        .hint("write the keys out; each section is read as written"));
-                    }
-                    if let Some((first, _)) = entries
-                        .iter()
-                        .find(|(k, _)| k.scalar_text() == Some(key_text))
-                    {
-                        return Err(SyntaxError::new(
-                            "duplicate-key",
-                            format!(
-                                "the key `{key_text}` appears twice in one mapping (first on line {})",
-                                first.span.start.line
-                            ),
-                            key.span,
-                        )
-                        .hint("keep one of them: YAML would silently use only the last"));
-                    }
-                    let (event, value_span) = self.next()?;
-                    let value = self.node(event, value_span)?;
-                    entries.push((key, value));
-                };
+                let (entries, end) = self.mapping_entries()?;
                 let node = Node {
                     kind: Kind::Map(entries),
                     span: Span {
@@ -443,9 +429,10 @@ impl<'a> Builder<'a> {
                 Ok(node)
             }
             Event::Alias(id) => {
-                let mut node = self.anchors.get(&id).cloned().ok_or_else(|| {
+                let (mut node, size) = self.anchors.get(&id).cloned().ok_or_else(|| {
                     SyntaxError::new("yaml-syntax", "an alias names an unknown anchor", span)
                 })?;
+                self.spend(size, span)?;
                 // Problems inside an alias are reported where it is used.
                 relocate(&mut node, span);
                 Ok(node)
@@ -458,11 +445,94 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node) {
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+    fn mapping_entries(&mut self) -> Result<(Vec<(Node, Node)>, Span), SyntaxError> {
+        let mut entries: Vec<(Node, Node)> = Vec::new();
+        loop {
+            let (event, key_span) = self.next()?;
+            if matches!(event, Event::MappingEnd) {
+                return Ok((entries, key_span));
+            }
+            let key = self.node(event, key_span)?;
+            check_key(&key, &entries)?;
+            let (event, value_span) = self.next()?;
+            let value = self.node(event, value_span)?;
+            entries.push((key, value));
         }
     }
+
+    fn remember(&mut self, anchor: usize, node: &Node) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), size(node)));
+        }
+    }
+
+    /// Counts nodes against the budget, so that aliases of aliases (the
+    /// "billion laughs") cannot make a small file expand without end.
+    fn spend(&mut self, nodes: usize, span: Span) -> Result<(), SyntaxError> {
+        self.budget = self.budget.checked_sub(nodes).ok_or_else(|| {
+            SyntaxError::new(
+                "too-large",
+                format!(
+                    "the document expands to more than {MAX_NODES} values once aliases are followed"
+                ),
+                span,
+            )
+            .hint("write the values out instead of nesting aliases")
+        })?;
+        Ok(())
+    }
+}
+
+/// How many values a document may hold, aliases expanded: far beyond any
+/// manifest, far below what would exhaust memory.
+const MAX_NODES: usize = 100_000;
+
+/// How deeply collections may nest: manifests need five or six levels.
+const MAX_DEPTH: usize = 64;
+
+fn size(node: &Node) -> usize {
+    match &node.kind {
+        Kind::Scalar { .. } => 1,
+        Kind::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| size(k) + size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Refuses keys that are not text, merge keys, and keys already present.
+fn check_key(key: &Node, entries: &[(Node, Node)]) -> Result<(), SyntaxError> {
+    let Some(key_text) = key.scalar_text() else {
+        return Err(SyntaxError::new(
+            "complex-key",
+            "a key must be plain text, not a list or mapping",
+            key.span,
+        ));
+    };
+    if key_text == "<<" {
+        return Err(
+            SyntaxError::new("merge-key", "merge keys (`<<`) are not supported", key.span)
+                .hint("write the keys out; each section is read as written"),
+        );
+    }
+    if let Some((first, _)) = entries
+        .iter()
+        .find(|(k, _)| k.scalar_text() == Some(key_text))
+    {
+        return Err(SyntaxError::new(
+            "duplicate-key",
+            format!(
+                "the key `{key_text}` appears twice in one mapping (first on line {})",
+                first.span.start.line
+            ),
+            key.span,
+        )
+        .hint("keep one of them: YAML would silently use only the last"));
+    }
+    Ok(())
 }
 
 fn is_comment(event: &Event<'_>) -> bool {
@@ -544,6 +614,19 @@ mod tests {
     fn resolves_aliases() {
         let root = parse("a: &x [1, 2]\nb: *x\n").expect("parses");
         assert!(matches!(&root.get("b").expect("b").kind, Kind::Seq(v) if v.len() == 2));
+    }
+
+    #[test]
+    fn refuses_alias_bombs_and_deep_nesting() {
+        let mut lines = vec!["a0: &a0 [x, x, x, x, x, x, x, x, x, x]".to_string()];
+        for i in 1..8 {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            lines.push(format!("a{i}: &a{i} [{items}]"));
+        }
+        let bomb = lines.join("\n");
+        assert_eq!(parse(&bomb).expect_err("bomb").code, "too-large");
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(parse(&deep).expect_err("deep").code, "too-deep");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! like `5 GB`, a member id that must exist) stay text here and are checked
 //! in [`validate`], which can report each with its position.
 
+pub mod schema;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Catalog;
 use crate::diagnostic::Diagnostic;
 use crate::document::Document;
 
@@ -243,17 +245,10 @@ pub struct Keep {
     pub yearly: Option<u32>,
 }
 
-/// The manifest's JSON Schema (draft-07), as `voisin schema` prints it.
-pub fn schema() -> serde_json::Value {
-    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let schema = generator.into_root_schema_for::<Manifest>();
-    serde_json::to_value(schema).unwrap_or_default()
-}
-
 /// Reads a manifest document into its types, reporting every structural
 /// problem with its position.
-pub fn read(document: &Document) -> Result<Manifest, Vec<Diagnostic>> {
-    document.read(&schema())
+pub fn read(document: &Document) -> crate::document::Read<Manifest> {
+    document.read(&schema::base())
 }
 
 /// The result of checking one manifest.
@@ -274,7 +269,7 @@ impl Checked {
 
 /// Checks a manifest's text: syntax, shape, then meaning against `catalog`.
 /// `file` names it in diagnostics. Never panics, whatever the text.
-pub fn check(file: &str, text: &str, catalog: &crate::catalog::Catalog) -> Checked {
+pub fn check(file: &str, text: &str, catalog: &Catalog) -> Checked {
     let document = match Document::parse(file, text) {
         Ok(d) => d,
         Err(d) => {
@@ -288,18 +283,23 @@ pub fn check(file: &str, text: &str, catalog: &crate::catalog::Catalog) -> Check
 }
 
 /// Checks a parsed manifest document's shape and meaning.
-pub fn check_document(document: &Document, catalog: &crate::catalog::Catalog) -> Checked {
-    match read(document) {
-        Ok(manifest) => {
-            let diagnostics = validate::validate(document, &manifest, catalog);
-            Checked {
-                manifest: Some(manifest),
-                diagnostics,
-            }
-        }
-        Err(diagnostics) => Checked {
-            manifest: None,
-            diagnostics,
-        },
+pub fn check_document(document: &Document, catalog: &Catalog) -> Checked {
+    let read = read(document);
+    let mut diagnostics = read.diagnostics.clone();
+    if let Some(manifest) = &read.value {
+        // Values the shape check replaced were reported already; what the
+        // meaning check says about them (or about what they contain) is noise.
+        diagnostics.extend(
+            validate::validate(document, manifest, catalog)
+                .into_iter()
+                .filter(|d| !d.path.as_deref().is_some_and(|p| read.touches_replaced(p))),
+        );
+    }
+    // Reading order: a person fixes a file from top to bottom.
+    diagnostics.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
+    let clean = read.is_clean();
+    Checked {
+        manifest: read.value.filter(|_| clean),
+        diagnostics,
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Manifest, Service};
 use crate::catalog::{Catalog, Entry};
 use crate::diagnostic::{Diagnostic, did_you_mean, one_of};
+use crate::document::tree::Kind;
 use crate::document::{Document, Path, Target};
 use crate::names;
 use crate::units;
@@ -187,6 +188,8 @@ impl<'a> Validator<'a> {
 
     fn members(&mut self) {
         let domain = self.manifest.association.domain.clone();
+        // With no valid domain, comparing mailboxes to it only adds noise.
+        let domain_ok = names::check_dns_name(&domain).is_ok();
         let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
         let mut mailboxes: BTreeMap<String, usize> = BTreeMap::new();
         let manifest = self.manifest;
@@ -226,7 +229,7 @@ impl<'a> Validator<'a> {
             if let Some(mailbox) = &m.mailbox {
                 let path = base.key("mailbox");
                 if let Some((local, mdomain)) = self.email(&path, mailbox) {
-                    if mdomain != domain {
+                    if domain_ok && mdomain != domain {
                         self.error(
                             "mailbox-outside-domain",
                             &path,
@@ -270,7 +273,18 @@ impl<'a> Validator<'a> {
             .collect();
         let mut hosts: BTreeMap<String, String> = BTreeMap::new();
         let manifest = self.manifest;
-        for (role, service) in &manifest.services {
+        // Document order, so that "already used" points back at the first use.
+        let mut order: Vec<&String> = manifest.services.keys().collect();
+        if let Some(Kind::Map(entries)) = self.doc.root.get("services").map(|n| &n.kind) {
+            let position = |name: &str| {
+                entries
+                    .iter()
+                    .position(|(k, _)| k.scalar_text() == Some(name))
+            };
+            order.sort_by_key(|name| position(name));
+        }
+        for role in order {
+            let service = &manifest.services[role];
             let base = Path::from("services").key(role.as_str());
             if !roles.contains(role.as_str()) {
                 let hint = if role == "proxy" {
@@ -294,10 +308,11 @@ impl<'a> Validator<'a> {
                 );
                 continue;
             }
-            let Some(entry) = self.entry_for(&base, role, &service.entry) else {
+            let entry = self.entry_for(&base, role, &service.entry);
+            self.host(&base, service, entry, &mut hosts);
+            let Some(entry) = entry else {
                 continue;
             };
-            self.host(&base, service, entry, &mut hosts);
             if !service.aliases.is_empty() {
                 if role == "mail" {
                     self.aliases(&base, service);
@@ -359,18 +374,28 @@ impl<'a> Validator<'a> {
         &mut self,
         base: &Path,
         service: &Service,
-        entry: &Entry,
+        entry: Option<&Entry>,
         hosts: &mut BTreeMap<String, String>,
     ) {
-        let role = base.to_string();
-        match (&service.host, entry.needs_host) {
+        let role = base.segs().last().map_or_else(String::new, |s| match s {
+            crate::document::Seg::Key(k) => k.clone(),
+            crate::document::Seg::Index(i) => i.to_string(),
+        });
+        // With an unknown entry, still check the host that is given.
+        let needs_host = entry.is_none_or(|e| e.needs_host);
+        match (&service.host, needs_host) {
+            (None, true) if entry.is_none() => {}
             (None, true) => {
-                let example = format!("{}.{}", entry.role, self.manifest.association.domain);
+                let role_name = entry.map_or("service", |e| e.role.as_str());
+                let example = format!("{role_name}.{}", self.manifest.association.domain);
                 self.push(
-                    Diagnostic::error("missing-host", format!("`{role}` needs a `host`"))
-                        .with_hint(format!(
-                            "add `host: {example}`; it is the name members reach the service at"
-                        )),
+                    Diagnostic::error(
+                        "missing-host",
+                        format!("the `{role}` service needs a `host`"),
+                    )
+                    .with_hint(format!(
+                        "add `host: {example}`; it is the name members reach the service at"
+                    )),
                     base,
                     Target::Key,
                 );
@@ -379,7 +404,10 @@ impl<'a> Validator<'a> {
                 self.push(
                     Diagnostic::warning(
                         "unused-host",
-                        format!("`{}` has no public host; `host` is ignored", entry.name),
+                        format!(
+                            "`{}` has no public host; `host` is ignored",
+                            entry.map_or("", |e| e.name.as_str())
+                        ),
                     )
                     .with_hint("remove `host`"),
                     &base.key("host"),
@@ -393,7 +421,7 @@ impl<'a> Validator<'a> {
                         self.error(
                             "duplicate-host",
                             &path,
-                            format!("`{host}` is already the host of `{other}`"),
+                            format!("`{host}` is already the host of the `{other}` service"),
                             Some(
                                 "give each service a host of its own, like `mail.…` and `cloud.…`"
                                     .into(),
@@ -548,7 +576,9 @@ impl<'a> Validator<'a> {
         let manifest = self.manifest;
         let Some(proxy) = &manifest.proxy else {
             if self.catalog.get(&super::default_proxy()).is_none()
-                && self.manifest.services.values().any(|s| s.host.is_some())
+                && self.manifest.services.values().any(|s| {
+                    s.host.is_some() && self.catalog.get(&s.entry).is_some_and(|e| e.needs_host)
+                })
             {
                 self.push(
                     Diagnostic::error(

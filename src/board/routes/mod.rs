@@ -309,7 +309,7 @@ impl FromRequestParts<AppState> for Viewer {
 }
 
 /// Renders a page.
-pub(crate) fn render(state: &AppState, name: &str, ctx: &tera::Context) -> Outcome {
+pub(crate) fn render(state: &AppState, name: &str, ctx: &tera1::Context) -> Outcome {
     Ok(Html(state.pages.render(name, ctx)?).into_response())
 }
 

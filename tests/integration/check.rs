@@ -1,0 +1,237 @@
+//! `voisin check`: every file of the corpus under `tests/manifests/` states,
+//! at its end, exactly what `check` must report about it (line, column,
+//! severity, code, message and hint), and the binary must report exactly
+//! that, in that order.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{Voisin, root};
+
+/// One expected diagnostic, as written in a corpus file.
+#[derive(Debug, PartialEq)]
+struct Expected {
+    head: String,
+    hint: Option<String>,
+}
+
+fn expectations(text: &str) -> Vec<Expected> {
+    let mut found: Vec<Expected> = Vec::new();
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("# expect: ") {
+            found.push(Expected {
+                head: head.to_string(),
+                hint: None,
+            });
+        } else if let Some(hint) = line.strip_prefix("# hint: ") {
+            found
+                .last_mut()
+                .expect("a hint follows an expect line")
+                .hint = Some(hint.to_string());
+        }
+    }
+    found
+}
+
+fn reported(file: &Path) -> (i32, Vec<Expected>) {
+    let run = Voisin::new(["check", "--format", "json"]).arg(file).run();
+    let report = run.json();
+    let diagnostics = report["diagnostics"]
+        .as_array()
+        .expect("a diagnostics list");
+    let found = diagnostics
+        .iter()
+        .map(|d| {
+            assert_eq!(
+                d["file"].as_str(),
+                Some(file.to_str().expect("UTF-8 path")),
+                "diagnostic of another file"
+            );
+            Expected {
+                head: format!(
+                    "{}:{} {} {}: {}",
+                    d["line"],
+                    d["column"],
+                    d["severity"].as_str().expect("severity"),
+                    d["code"].as_str().expect("code"),
+                    d["message"].as_str().expect("message"),
+                ),
+                hint: d["hint"].as_str().map(str::to_string),
+            }
+        })
+        .collect();
+    (run.code, found)
+}
+
+fn corpus(kind: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(root().join("tests/manifests").join(kind))
+        .expect("the corpus exists")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            p.strip_prefix(root())
+                .expect("inside the repository")
+                .to_path_buf()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_invalid_manifest_reports_exactly_its_expected_diagnostics() {
+    let files = corpus("invalid");
+    assert!(
+        files.len() >= 40,
+        "the invalid corpus has {} files",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        let expected = expectations(&fs::read_to_string(root().join(file)).expect("readable"));
+        assert!(
+            !expected.is_empty(),
+            "{} states no expectation",
+            file.display()
+        );
+        let (code, found) = reported(file);
+        if code != 1 {
+            failures.push(format!("{}: exit {code}, expected 1", file.display()));
+        }
+        if found != expected {
+            failures.push(format!(
+                "{}:\n  expected {expected:#?}\n  found {found:#?}",
+                file.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn valid_manifests_pass_with_only_their_expected_warnings() {
+    for file in corpus("valid") {
+        let expected = expectations(&fs::read_to_string(root().join(&file)).expect("readable"));
+        let (code, found) = reported(&file);
+        assert_eq!(code, 0, "{} should be valid", file.display());
+        assert_eq!(found, expected, "{}", file.display());
+    }
+}
+
+#[test]
+fn text_output_shows_the_line_with_a_marker_and_the_hint() {
+    let run = Voisin::new(["check", "tests/manifests/invalid/misspelt-entry.yaml"]).run();
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout,
+        "error[unknown-entry]: the catalog has no entry named `nextclod`\n \
+         --> tests/manifests/invalid/misspelt-entry.yaml:6:17\n  \
+         |\n\
+         6 |   cloud: { use: nextclod, host: cloud.amis.org }\n  \
+         |                 ^^^^^^^^\n  \
+         = hint: did you mean `nextcloud`?\n\
+         \n\
+         tests/manifests/invalid/misspelt-entry.yaml: 1 error, 0 warnings\n"
+    );
+}
+
+#[test]
+fn all_files_are_reported_in_one_run() {
+    let run = Voisin::new([
+        "check",
+        "--format",
+        "json",
+        "tests/manifests/invalid/misspelt-entry.yaml",
+        "examples/full-association.yaml",
+        "tests/manifests/invalid/duplicate-member-ids.yaml",
+    ])
+    .run();
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"], 2);
+    let files: Vec<(&str, bool)> = report["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().expect("file"),
+                f["valid"].as_bool().expect("valid"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("tests/manifests/invalid/misspelt-entry.yaml", false),
+            ("examples/full-association.yaml", true),
+            ("tests/manifests/invalid/duplicate-member-ids.yaml", false),
+        ]
+    );
+    let json_diag = &report["diagnostics"][1];
+    for key in [
+        "file", "line", "column", "severity", "code", "message", "hint", "path",
+    ] {
+        assert!(json_diag.get(key).is_some(), "diagnostics carry `{key}`");
+    }
+    assert_eq!(json_diag["path"], "members[1].id");
+}
+
+#[test]
+fn reads_voisin_yaml_by_default_and_the_file_flag_otherwise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = Voisin::new(["check"]).in_dir(dir.path()).run();
+    assert_eq!(
+        missing.code, 2,
+        "a missing manifest is an environment error"
+    );
+    assert!(
+        missing.stdout.contains("cannot read `voisin.yaml`"),
+        "{}",
+        missing.stdout
+    );
+
+    fs::copy(
+        root().join("examples/board-only.yaml"),
+        dir.path().join("voisin.yaml"),
+    )
+    .expect("copy");
+    assert_eq!(Voisin::new(["check"]).in_dir(dir.path()).run().code, 0);
+
+    fs::copy(
+        root().join("tests/manifests/invalid/misspelt-entry.yaml"),
+        dir.path().join("other.yaml"),
+    )
+    .expect("copy");
+    let flagged = Voisin::new(["-f", "other.yaml", "check"])
+        .in_dir(dir.path())
+        .run();
+    assert_eq!(flagged.code, 1);
+    assert!(
+        flagged.stdout.contains("other.yaml:6:17"),
+        "{}",
+        flagged.stdout
+    );
+}
+
+#[test]
+fn quiet_prints_only_errors() {
+    let run = Voisin::new([
+        "check",
+        "-q",
+        "examples/board-only.yaml",
+        "tests/manifests/valid/keep-by-counts-only.yaml",
+    ])
+    .run();
+    assert_eq!(run.code, 0);
+    assert!(!run.stdout.contains("warning["), "{}", run.stdout);
+    assert!(!run.stdout.contains("valid"), "{}", run.stdout);
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(Voisin::new(["check", "--format", "xml"]).run().code, 2);
+    assert_eq!(Voisin::new(["no-such-command"]).run().code, 2);
+}

@@ -1,0 +1,74 @@
+//! A small builder around the `voisin` binary, so that tests read as what a
+//! person types and what they see.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// The repository root, where `examples/`, `schema/` and `tests/` live.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One run of `voisin`.
+pub struct Voisin {
+    cmd: Command,
+}
+
+/// What a run printed and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Voisin {
+    /// `voisin ARGS…`, run from the repository root.
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::cargo_bin("voisin").expect("the voisin binary is built");
+        cmd.current_dir(root())
+            .env_remove("VOISIN_FILE")
+            .env_remove("VOISIN_CATALOG")
+            .args(args);
+        Self { cmd }
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Runs in `dir` instead of the repository root.
+    pub fn in_dir(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs and collects the output.
+    pub fn run(mut self) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.cmd.output().expect("voisin runs");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+        }
+    }
+}
+
+impl Run {
+    /// Parses standard output as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
