@@ -1,5 +1,8 @@
 //! `voisin board backup`: a snapshot taken while the board writes is a
-//! valid, complete SQLite database.
+//! valid, complete `SQLite` database.
+
+// A test that cannot unwrap has failed, and the panic says where.
+#![allow(clippy::unwrap_used)]
 
 mod board_support;
 
@@ -27,7 +30,8 @@ fn a_snapshot_taken_during_writes_is_complete_and_valid() {
         let (db, stop) = (db.clone(), stop.clone());
         std::thread::spawn(move || {
             let conn = Connection::open(&db).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .unwrap();
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 conn.execute(
@@ -46,14 +50,21 @@ fn a_snapshot_taken_during_writes_is_complete_and_valid() {
         let out = dir.path().join(format!("snapshot-{i}.sqlite"));
         voisin::board::backup::snapshot(&db, &out).unwrap();
         let snap = Connection::open(&out).unwrap();
-        let check: String = snap.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let check: String = snap
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(check, "ok");
-        let offers: i64 = snap.query_row("SELECT count(*) FROM offers", [], |r| r.get(0)).unwrap();
+        let offers: i64 = snap
+            .query_row("SELECT count(*) FROM offers", [], |r| r.get(0))
+            .unwrap();
         let indexed: i64 = snap
             .query_row("SELECT count(*) FROM offers_fts WHERE offers_fts MATCH 'livre OR roman OR written OR perceuse OR tente OR vélo OR scie OR ponceuse OR guitare OR jeu OR film OR tondeuse OR raclette OR projecteur OR appareil OR cuisine OR échelle'", [], |r| r.get(0))
             .unwrap();
         assert!(offers >= 2_000, "the seeded offers are all there");
-        assert_eq!(offers, indexed, "the search index matches the table: one moment's state");
+        assert_eq!(
+            offers, indexed,
+            "the search index matches the table: one moment's state"
+        );
         counts.push(offers);
     }
     stop.store(true, Ordering::SeqCst);
@@ -72,11 +83,18 @@ fn the_backup_command_writes_a_database_to_standard_output() {
         .args(["--out", "-"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.starts_with(b"SQLite format 3\0"));
     let copy = dir.path().join("copy.sqlite");
     std::fs::write(&copy, &out.stdout).unwrap();
-    let n: i64 = Connection::open(&copy).unwrap().query_row("SELECT count(*) FROM offers", [], |r| r.get(0)).unwrap();
+    let n: i64 = Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM offers", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 2_000);
 }
 
@@ -100,7 +118,10 @@ fn restore_brings_back_a_snapshot_and_refuses_anything_else() {
     let db = seeded(dir.path());
     let snap = dir.path().join("snap.sqlite");
     voisin::board::backup::snapshot(&db, &snap).unwrap();
-    Connection::open(&db).unwrap().execute("DELETE FROM offers", []).unwrap();
+    Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM offers", [])
+        .unwrap();
 
     let junk = dir.path().join("junk");
     std::fs::write(&junk, b"not a database at all, really not").unwrap();
@@ -111,7 +132,10 @@ fn restore_brings_back_a_snapshot_and_refuses_anything_else() {
         .arg(&junk)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "a foreign file never replaces the data");
+    assert!(
+        !out.status.success(),
+        "a foreign file never replaces the data"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
         .args(["board", "restore", "--database"])
@@ -120,11 +144,22 @@ fn restore_brings_back_a_snapshot_and_refuses_anything_else() {
         .stdin(std::fs::File::open(&snap).unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let n: i64 = Connection::open(&db).unwrap().query_row("SELECT count(*) FROM offers", [], |r| r.get(0)).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM offers", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 2_000);
     let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().contains(".restore-")
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".restore-")
     });
     assert_eq!(leftovers.count(), 0, "the scratch copy is removed");
 }
@@ -132,7 +167,11 @@ fn restore_brings_back_a_snapshot_and_refuses_anything_else() {
 #[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_succeeds_against_a_running_board_and_fails_without_one() {
     let dir = tempfile::tempdir().unwrap();
-    let board = Board::open(Config::new(dir.path().join("b.sqlite")), Arc::new(SystemClock)).unwrap();
+    let board = Board::open(
+        Config::new(dir.path().join("b.sqlite")),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, board.router()).await.unwrap() });
@@ -145,8 +184,15 @@ async fn healthcheck_succeeds_against_a_running_board_and_fails_without_one() {
         })
     };
     let ok = check(addr.to_string()).await.unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let down = check(free.to_string()).await.unwrap();
     assert_eq!(down.status.code(), Some(1));
 }

@@ -1,9 +1,12 @@
 //! The board in a real browser: Debian's chromium, headless, driven through
-//! chromedriver's WebDriver protocol with a few lines of HTTP written here.
+//! chromedriver's `WebDriver` protocol with a few lines of HTTP written here.
 //! Two members sign in; one offers a drill, the other asks for it; it is
 //! accepted, handed over and returned. Screenshots of the front page are
 //! saved under `target/board-screenshots/`. Without chromium the test fails:
 //! `.ci/run` installs it.
+
+// A test that cannot unwrap has failed, and the panic says where.
+#![allow(clippy::unwrap_used)]
 
 mod board_support;
 
@@ -32,7 +35,11 @@ impl Drop for Driver {
 
 impl Driver {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -52,10 +59,12 @@ impl Driver {
         }
     }
 
-    /// One WebDriver command: JSON over HTTP/1.1, the connection closed after.
+    /// One `WebDriver` command: JSON over HTTP/1.1.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_mins(1)))
+            .unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         write!(
             stream,
@@ -67,7 +76,7 @@ impl Driver {
         // chromedriver keeps the connection open whatever the request says:
         // read the headers, then exactly the body they announce.
         let mut raw = Vec::new();
-        let mut buf = [0u8; 65_536];
+        let mut buf = vec![0u8; 65_536];
         let head_end = loop {
             let n = stream.read(&mut buf).unwrap();
             assert!(n > 0, "chromedriver closed the connection");
@@ -140,32 +149,52 @@ impl<'a> Browser<'a> {
             }
         }}});
         let value = driver.call("POST", "/session", Some(caps));
-        Self { driver, session: value["sessionId"].as_str().unwrap().to_string(), base: base.to_string() }
+        Self {
+            driver,
+            session: value["sessionId"].as_str().unwrap().to_string(),
+            base: base.to_string(),
+        }
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.driver.call(method, &format!("/session/{}{path}", self.session), body)
+        self.driver
+            .call(method, &format!("/session/{}{path}", self.session), body)
     }
 
     fn go(&self, path: &str) {
-        self.cmd("POST", "/url", Some(json!({"url": format!("{}{path}", self.base)})));
+        self.cmd(
+            "POST",
+            "/url",
+            Some(json!({"url": format!("{}{path}", self.base)})),
+        );
     }
 
     fn find(&self, css: &str) -> String {
         let source = || self.cmd("GET", "/source", None);
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})))
+            self.cmd(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
         }));
         let Ok(v) = found else {
             panic!("no `{css}` on {}:\n{}", self.url(), source());
         };
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("`{css}`: {v}")).to_string()
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{css}`: {v}"))
+            .to_string()
     }
 
     fn fill(&self, css: &str, text: &str) {
         let el = self.find(css);
         self.cmd("POST", &format!("/element/{el}/clear"), Some(json!({})));
-        self.cmd("POST", &format!("/element/{el}/value"), Some(json!({"text": text})));
+        self.cmd(
+            "POST",
+            &format!("/element/{el}/value"),
+            Some(json!({"text": text})),
+        );
     }
 
     fn click(&self, css: &str) {
@@ -176,7 +205,10 @@ impl<'a> Browser<'a> {
     /// The visible text of the page.
     fn text(&self) -> String {
         let body = self.find("body");
-        self.cmd("GET", &format!("/element/{body}/text"), None).as_str().unwrap().to_string()
+        self.cmd("GET", &format!("/element/{body}/text"), None)
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     fn url(&self) -> String {
@@ -192,8 +224,13 @@ impl<'a> Browser<'a> {
 
     fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.cmd("GET", "/screenshot", None);
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("board-screenshots");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("board-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, &bytes).unwrap();
@@ -217,7 +254,10 @@ fn scenario(driver: &Driver, base: &str) {
     alice.go("/offers/new");
     alice.fill("input[name=title]", "Perceuse Bosch");
     alice.click("select[name=category] option:nth-child(3)");
-    alice.fill("textarea[name=description]", "Drill with a set of bits; hammer mode works.");
+    alice.fill(
+        "textarea[name=description]",
+        "Drill with a set of bits; hammer mode works.",
+    );
     alice.fill("input[name=condition]", "good");
     alice.click("form[action='/offers'] button");
     assert!(alice.text().contains("Your offer is on the board."));
@@ -234,7 +274,9 @@ fn scenario(driver: &Driver, base: &str) {
 
     alice.go("/requests");
     let page = alice.text();
-    assert!(page.contains("Could I have it for the weekend?") && page.contains("asked by Bob Durand"));
+    assert!(
+        page.contains("Could I have it for the weekend?") && page.contains("asked by Bob Durand")
+    );
     alice.click("form[action$='/accept'] button");
     assert!(alice.text().contains("Accepted"));
     alice.click("form[action$='/lend'] button");
@@ -248,15 +290,26 @@ fn scenario(driver: &Driver, base: &str) {
 
     alice.go("/");
     let front = alice.text();
-    assert!(front.contains("New this week") && front.contains("Perceuse Bosch"), "{front}");
+    assert!(
+        front.contains("New this week") && front.contains("Perceuse Bosch"),
+        "{front}"
+    );
     assert!(alice.screenshot("front.png").exists());
-    alice.cmd("POST", "/window/rect", Some(json!({"width": 390, "height": 844})));
+    alice.cmd(
+        "POST",
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    );
     alice.go("/");
     alice.screenshot("front-phone.png");
     alice.go(offer_path.split('?').next().unwrap());
     alice.screenshot("offer-phone.png");
     bob.go("/signin");
-    bob.cmd("POST", "/window/rect", Some(json!({"width": 390, "height": 844})));
+    bob.cmd(
+        "POST",
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    );
     alice.close();
     bob.close();
 }
@@ -266,7 +319,10 @@ async fn two_members_lend_and_return_a_drill_in_a_real_browser() {
     let board = TestBoard::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = board.board.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = board
+        .board
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     tokio::task::spawn_blocking(move || {
         let driver = Driver::start();

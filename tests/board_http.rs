@@ -1,6 +1,9 @@
 //! The lending board over HTTP, driven in-process through its router: every
 //! flow members go through, and every refusal.
 
+// A test that cannot unwrap has failed, and the panic says where.
+#![allow(clippy::unwrap_used)]
+
 mod board_support;
 
 use axum::http::StatusCode;
@@ -20,24 +23,43 @@ async fn healthz_answers_when_the_database_does() {
 async fn pages_send_visitors_to_sign_in() {
     let b = TestBoard::new();
     let mut v = b.visitor();
-    for path in ["/offers", "/offers/new", "/requests", "/admin", "/photos/1", "/offers/1"] {
+    for path in [
+        "/offers",
+        "/offers/new",
+        "/requests",
+        "/admin",
+        "/photos/1",
+        "/offers/1",
+    ] {
         let r = v.get(path).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.location(), "/signin", "{path}");
     }
     let front = v.get("/").await;
-    assert!(front.body.contains("name=\"password\""), "the front page offers sign-in");
+    assert!(
+        front.body.contains("name=\"password\""),
+        "the front page offers sign-in"
+    );
 }
 
 #[tokio::test]
 async fn password_sign_in_sets_an_httponly_samesite_session_cookie() {
     let b = TestBoard::new();
     let mut c = b.visitor();
-    let r = c.post("/signin", &[("login", "bob"), ("password", "bob-password")]).await;
+    let r = c
+        .post("/signin", &[("login", "bob"), ("password", "bob-password")])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let session = r.set_cookies().into_iter().find(|c| c.starts_with("voisin_session=")).unwrap();
+    let session = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("voisin_session="))
+        .unwrap();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
-    assert!(!session.contains("Secure"), "plain http keeps cookies usable locally");
+    assert!(
+        !session.contains("Secure"),
+        "plain http keeps cookies usable locally"
+    );
     let home = c.get("/").await;
     assert!(home.body.contains("Bob Durand"));
 }
@@ -46,7 +68,15 @@ async fn password_sign_in_sets_an_httponly_samesite_session_cookie() {
 async fn sign_in_by_email_works_too() {
     let b = TestBoard::new();
     let mut c = b.visitor();
-    let r = c.post("/signin", &[("login", "Carol@Amis-Quartier.org"), ("password", "carol-password")]).await;
+    let r = c
+        .post(
+            "/signin",
+            &[
+                ("login", "Carol@Amis-Quartier.org"),
+                ("password", "carol-password"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 
@@ -65,15 +95,36 @@ async fn https_public_url_makes_cookies_secure_and_host_bound() {
 #[tokio::test]
 async fn wrong_password_and_unknown_member_get_the_same_answer() {
     let b = TestBoard::new();
-    let wrong = b.visitor().post("/signin", &[("login", "bob"), ("password", "nope")]).await;
-    let unknown = b.visitor().post("/signin", &[("login", "mallory"), ("password", "nope")]).await;
-    let link_only = b.visitor().post("/signin", &[("login", "dave"), ("password", "nope")]).await;
+    let wrong = b
+        .visitor()
+        .post("/signin", &[("login", "bob"), ("password", "nope")])
+        .await;
+    let unknown = b
+        .visitor()
+        .post("/signin", &[("login", "mallory"), ("password", "nope")])
+        .await;
+    let link_only = b
+        .visitor()
+        .post("/signin", &[("login", "dave"), ("password", "nope")])
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status, wrong.status);
     assert_eq!(link_only.status, wrong.status);
-    let strip = |s: &str| s.replace("mallory", "X").replace("bob", "X").replace("dave", "X");
-    let csrf_free = |s: &str| s.lines().filter(|l| !l.contains("csrf")).collect::<Vec<_>>().join("\n");
-    assert_eq!(csrf_free(&strip(&wrong.body)), csrf_free(&strip(&unknown.body)));
+    let strip = |s: &str| {
+        s.replace("mallory", "X")
+            .replace("bob", "X")
+            .replace("dave", "X")
+    };
+    let csrf_free = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("csrf"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        csrf_free(&strip(&wrong.body)),
+        csrf_free(&strip(&unknown.body))
+    );
     assert!(wrong.body.contains("Wrong member id or password"));
 }
 
@@ -81,23 +132,49 @@ async fn wrong_password_and_unknown_member_get_the_same_answer() {
 async fn sign_in_is_rate_limited_per_account() {
     let b = TestBoard::new();
     for _ in 0..5 {
-        let r = b.visitor().post("/signin", &[("login", "bob"), ("password", "guess")]).await;
+        let r = b
+            .visitor()
+            .post("/signin", &[("login", "bob"), ("password", "guess")])
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = b.visitor().post("/signin", &[("login", "bob"), ("password", "bob-password")]).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    let r = b
+        .visitor()
+        .post("/signin", &[("login", "bob"), ("password", "bob-password")])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
     b.clock.advance(16 * 60);
-    let r = b.visitor().post("/signin", &[("login", "bob"), ("password", "bob-password")]).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "the limit lifts after the window");
+    let r = b
+        .visitor()
+        .post("/signin", &[("login", "bob"), ("password", "bob-password")])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "the limit lifts after the window"
+    );
 }
 
 #[tokio::test]
 async fn link_requests_answer_the_same_whether_the_address_exists_or_not() {
     let b = TestBoard::new();
-    let known = b.visitor().post("/signin/link", &[("email", "dave@amis-quartier.org")]).await;
-    let unknown = b.visitor().post("/signin/link", &[("email", "who@example.net")]).await;
+    let known = b
+        .visitor()
+        .post("/signin/link", &[("email", "dave@amis-quartier.org")])
+        .await;
+    let unknown = b
+        .visitor()
+        .post("/signin/link", &[("email", "who@example.net")])
+        .await;
     assert_eq!(known.status, StatusCode::SEE_OTHER);
-    assert_eq!((unknown.status, unknown.location()), (known.status, known.location()));
+    assert_eq!(
+        (unknown.status, unknown.location()),
+        (known.status, known.location())
+    );
     let mails = b.mails();
     assert_eq!(mails.len(), 1, "only the member gets a mail");
     assert_eq!(mails[0].0, "dave@amis-quartier.org");
@@ -106,29 +183,65 @@ async fn link_requests_answer_the_same_whether_the_address_exists_or_not() {
 #[tokio::test]
 async fn a_mailed_link_signs_in_once_and_expires() {
     let b = TestBoard::new();
-    b.visitor().post("/signin/link", &[("email", "dave@amis-quartier.org")]).await;
+    b.visitor()
+        .post("/signin/link", &[("email", "dave@amis-quartier.org")])
+        .await;
     let body = &b.mails()[0].2;
-    let url = body.lines().find(|l| l.contains("/signin/link?token=")).unwrap().trim();
+    let url = body
+        .lines()
+        .find(|l| l.contains("/signin/link?token="))
+        .unwrap()
+        .trim();
     let token = url.split("token=").nth(1).unwrap().to_string();
-    assert!(url.starts_with("http://localhost:8080/"), "links use the public url");
+    assert!(
+        url.starts_with("http://localhost:8080/"),
+        "links use the public url"
+    );
 
     let mut c = b.visitor();
     let page = c.get(&format!("/signin/link?token={token}")).await;
-    assert_eq!(page.status, StatusCode::OK, "opening the link does not use it up");
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "opening the link does not use it up"
+    );
     assert!(page.body.contains(&token));
     let used = c.post("/signin/link/use", &[("token", &token)]).await;
     assert_eq!(used.location(), "/");
     assert!(c.get("/").await.body.contains("Dave Leroy"));
 
-    let again = b.visitor().post("/signin/link/use", &[("token", &token)]).await;
-    assert_eq!(again.location(), "/signin?notice=link_invalid", "a link works once");
+    let again = b
+        .visitor()
+        .post("/signin/link/use", &[("token", &token)])
+        .await;
+    assert_eq!(
+        again.location(),
+        "/signin?notice=link_invalid",
+        "a link works once"
+    );
 
-    b.visitor().post("/signin/link", &[("email", "dave@amis-quartier.org")]).await;
+    b.visitor()
+        .post("/signin/link", &[("email", "dave@amis-quartier.org")])
+        .await;
     let body = &b.mails()[1].2;
-    let token = body.split("token=").nth(1).unwrap().lines().next().unwrap().to_string();
+    let token = body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
     b.clock.advance(31 * 60);
-    let late = b.visitor().post("/signin/link/use", &[("token", &token)]).await;
-    assert_eq!(late.location(), "/signin?notice=link_invalid", "a link expires after 30 minutes");
+    let late = b
+        .visitor()
+        .post("/signin/link/use", &[("token", &token)])
+        .await;
+    assert_eq!(
+        late.location(),
+        "/signin?notice=link_invalid",
+        "a link expires after 30 minutes"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +263,8 @@ async fn every_form_without_its_csrf_token_is_refused() {
     let mut alice = b.signed_in("alice").await;
     let mut bob = b.signed_in("bob").await;
     let drill = alice.offer("Drill", "tools").await;
-    bob.post(&format!("/offers/{drill}/request"), &[("message", "hi")]).await;
+    bob.post(&format!("/offers/{drill}/request"), &[("message", "hi")])
+        .await;
     let routes = [
         "/signin".to_string(),
         "/signin/link".into(),
@@ -167,20 +281,46 @@ async fn every_form_without_its_csrf_token_is_refused() {
     for route in &routes {
         for body in ["", "csrf=forged", "message=x"] {
             let r = alice
-                .post_raw(route, "application/x-www-form-urlencoded", body.as_bytes().to_vec())
+                .post_raw(
+                    route,
+                    "application/x-www-form-urlencoded",
+                    body.as_bytes().to_vec(),
+                )
                 .await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{route} with `{body}`");
             assert!(r.body.contains("This form has expired"), "{route}");
         }
     }
-    let json = alice.post_raw("/offers/1/hide", "application/json", b"{}".to_vec()).await;
-    assert_eq!(json.status, StatusCode::FORBIDDEN, "other body types are refused");
-    let multipart = alice.offer_with(&[("kind", "item"), ("category", "tools"), ("title", "X")], None, false).await;
-    assert_eq!(multipart.status, StatusCode::FORBIDDEN, "the offer form checks its token too");
+    let json = alice
+        .post_raw("/offers/1/hide", "application/json", b"{}".to_vec())
+        .await;
+    assert_eq!(
+        json.status,
+        StatusCode::FORBIDDEN,
+        "other body types are refused"
+    );
+    let multipart = alice
+        .offer_with(
+            &[("kind", "item"), ("category", "tools"), ("title", "X")],
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(
+        multipart.status,
+        StatusCode::FORBIDDEN,
+        "the offer form checks its token too"
+    );
     assert_eq!(b.count("SELECT count(*) FROM offers"), 1);
     assert_eq!(b.count("SELECT count(*) FROM offers WHERE hidden = 1"), 0);
-    assert_eq!(b.count("SELECT count(*) FROM requests WHERE state = 'requested'"), 1);
-    assert_eq!(b.count("SELECT count(*) FROM members WHERE disabled = 1"), 0);
+    assert_eq!(
+        b.count("SELECT count(*) FROM requests WHERE state = 'requested'"),
+        1
+    );
+    assert_eq!(
+        b.count("SELECT count(*) FROM members WHERE disabled = 1"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -190,7 +330,13 @@ async fn a_token_from_another_visitor_does_not_pass() {
     let mut other = b.visitor();
     let foreign = other.csrf().await;
     let body = format!("csrf={foreign}");
-    let r = alice.post_raw("/admin/members/bob/disable", "application/x-www-form-urlencoded", body.into_bytes()).await;
+    let r = alice
+        .post_raw(
+            "/admin/members/bob/disable",
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
@@ -219,7 +365,12 @@ async fn an_offer_with_a_photo_is_published_and_its_photo_served() {
     let page = alice.get(r.location()).await;
     assert!(page.body.contains("Perceuse à percussion") && page.body.contains("works well"));
     assert!(page.body.contains("Your offer is on the board."));
-    let id = r.location().trim_start_matches("/offers/").split('?').next().unwrap();
+    let id = r
+        .location()
+        .trim_start_matches("/offers/")
+        .split('?')
+        .next()
+        .unwrap();
     let img = b.signed_in("bob").await.get(&format!("/photos/{id}")).await;
     assert_eq!(img.status, StatusCode::OK);
     assert_eq!(img.headers["content-type"], "image/png");
@@ -236,7 +387,11 @@ async fn an_oversized_photo_is_refused() {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(r.body.contains("The photo is too large"));
     let r = alice.offer_with(&fields, Some(&png(400_000)), true).await;
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "past the body limit too");
+    assert_eq!(
+        r.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "past the body limit too"
+    );
     assert_eq!(b.count("SELECT count(*) FROM offers"), 0);
 }
 
@@ -245,7 +400,9 @@ async fn a_photo_that_is_not_an_image_is_refused_whatever_its_name() {
     let b = TestBoard::new();
     let mut alice = b.signed_in("alice").await;
     let fields = [("kind", "item"), ("category", "tools"), ("title", "Fake")];
-    let r = alice.offer_with(&fields, Some(b"<svg onload=alert(1)></svg>"), true).await;
+    let r = alice
+        .offer_with(&fields, Some(b"<svg onload=alert(1)></svg>"), true)
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("must be a JPEG, PNG"));
     assert_eq!(b.count("SELECT count(*) FROM offers"), 0);
@@ -255,11 +412,29 @@ async fn a_photo_that_is_not_an_image_is_refused_whatever_its_name() {
 async fn offers_need_a_title_and_a_known_category() {
     let b = TestBoard::new();
     let mut alice = b.signed_in("alice").await;
-    let r = alice.offer_with(&[("kind", "item"), ("category", "boats"), ("title", "Canoe")], None, true).await;
+    let r = alice
+        .offer_with(
+            &[("kind", "item"), ("category", "boats"), ("title", "Canoe")],
+            None,
+            true,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = alice.offer_with(&[("kind", "item"), ("category", "tools"), ("title", "  ")], None, true).await;
+    let r = alice
+        .offer_with(
+            &[("kind", "item"), ("category", "tools"), ("title", "  ")],
+            None,
+            true,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = alice.offer_with(&[("kind", "car"), ("category", "tools"), ("title", "Van")], None, true).await;
+    let r = alice
+        .offer_with(
+            &[("kind", "car"), ("category", "tools"), ("title", "Van")],
+            None,
+            true,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -274,7 +449,11 @@ async fn browsing_by_category_shows_only_that_category() {
     let all = alice.get("/offers").await;
     assert!(all.body.contains("Les Misérables") && all.body.contains("Ladder"));
     let unknown = alice.get("/offers?category=%27%20OR%201%3D1").await;
-    assert_eq!(unknown.status, StatusCode::OK, "an unknown category shows everything");
+    assert_eq!(
+        unknown.status,
+        StatusCode::OK,
+        "an unknown category shows everything"
+    );
 }
 
 #[tokio::test]
@@ -314,11 +493,18 @@ async fn sql_like_search_input_is_harmless() {
     }
     let r = alice.get("/offers?q=drill%27%3B--").await;
     assert!(r.body.contains("Drill"), "the words in it still search");
-    assert_eq!(b.count("SELECT count(*) FROM offers"), 1, "the table is still there");
+    assert_eq!(
+        b.count("SELECT count(*) FROM offers"),
+        1,
+        "the table is still there"
+    );
 }
 
 fn serde_urlencoded_component(q: &str) -> String {
-    serde_urlencoded::to_string([("", q)]).unwrap().trim_start_matches('=').to_string()
+    serde_urlencoded::to_string([("", q)])
+        .unwrap()
+        .trim_start_matches('=')
+        .to_string()
 }
 
 #[tokio::test]
@@ -355,9 +541,19 @@ async fn only_the_owner_sets_availability_and_unavailable_offers_cannot_be_asked
     let mut alice = b.signed_in("alice").await;
     let mut bob = b.signed_in("bob").await;
     let id = alice.offer("Tent", "tools").await;
-    let r = bob.post(&format!("/offers/{id}/availability"), &[("availability", "never")]).await;
+    let r = bob
+        .post(
+            &format!("/offers/{id}/availability"),
+            &[("availability", "never")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = alice.post(&format!("/offers/{id}/availability"), &[("availability", "back in May")]).await;
+    let r = alice
+        .post(
+            &format!("/offers/{id}/availability"),
+            &[("availability", "back in May")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = bob.get(&format!("/offers/{id}")).await;
     assert!(page.body.contains("Not available") && page.body.contains("back in May"));
@@ -368,13 +564,16 @@ async fn only_the_owner_sets_availability_and_unavailable_offers_cannot_be_asked
 // --- loans -------------------------------------------------------------------
 
 fn request_id(b: &TestBoard, who: &str) -> i64 {
-    b.count(&format!("SELECT max(id) FROM requests WHERE requester_id = '{who}'"))
+    b.count(&format!(
+        "SELECT max(id) FROM requests WHERE requester_id = '{who}'"
+    ))
 }
 
 fn state_of(b: &TestBoard, id: i64) -> String {
-    b.query(&format!("SELECT state FROM requests WHERE id = {id}"), |c, sql| {
-        c.query_row(sql, [], |r| r.get(0)).unwrap()
-    })
+    b.query(
+        &format!("SELECT state FROM requests WHERE id = {id}"),
+        |c, sql| c.query_row(sql, [], |r| r.get(0)).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -386,27 +585,53 @@ async fn a_loan_goes_from_request_to_return_and_both_sides_see_it() {
     let r = bob
         .post(
             &format!("/offers/{drill}/request"),
-            &[("start_date", "2026-11-03"), ("end_date", "2026-11-10"), ("message", "For shelves")],
+            &[
+                ("start_date", "2026-11-03"),
+                ("end_date", "2026-11-10"),
+                ("message", "For shelves"),
+            ],
         )
         .await;
     assert_eq!(r.location(), format!("/offers/{drill}?notice=requested"));
     let loan = request_id(&b, "bob");
     let mail = b.mails().pop().unwrap();
     assert_eq!(mail.0, "alice@amis-quartier.org");
-    assert!(mail.1.contains("Bob Durand") && mail.2.contains("For shelves") && mail.2.contains("2026-11-10"));
+    assert!(
+        mail.1.contains("Bob Durand")
+            && mail.2.contains("For shelves")
+            && mail.2.contains("2026-11-10")
+    );
 
     let owner_view = alice.get("/requests").await;
-    assert!(owner_view.body.contains("For shelves") && owner_view.body.contains(&format!("/requests/{loan}/accept")));
+    assert!(
+        owner_view.body.contains("For shelves")
+            && owner_view
+                .body
+                .contains(&format!("/requests/{loan}/accept"))
+    );
     let borrower_view = bob.get("/requests").await;
     assert!(borrower_view.body.contains("Requested") && !borrower_view.body.contains("/accept"));
 
-    for (action, state) in [("accept", "accepted"), ("lend", "lent"), ("return", "returned")] {
+    for (action, state) in [
+        ("accept", "accepted"),
+        ("lend", "lent"),
+        ("return", "returned"),
+    ] {
         let r = alice.post(&format!("/requests/{loan}/{action}"), &[]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{action}: {}", r.body);
         assert_eq!(state_of(&b, loan), state);
     }
-    assert_eq!(b.count(&format!("SELECT count(*) FROM requests WHERE id = {loan} AND due_date = '2026-11-10'")), 1);
-    assert!(b.mails().iter().any(|m| m.0 == "bob@amis-quartier.org" && m.1.contains("accepted")));
+    assert_eq!(
+        b.count(&format!(
+            "SELECT count(*) FROM requests WHERE id = {loan} AND due_date = '2026-11-10'"
+        )),
+        1
+    );
+    assert!(
+        b.mails()
+            .iter()
+            .any(|m| m.0 == "bob@amis-quartier.org" && m.1.contains("accepted"))
+    );
     let history = bob.get("/requests").await;
     assert!(history.body.contains("Drill") && history.body.contains("Returned"));
     let history = alice.get("/requests").await;
@@ -424,14 +649,26 @@ async fn only_the_owner_can_accept_decline_lend_or_return() {
     let loan = request_id(&b, "bob");
     for action in ["accept", "decline"] {
         let r = carol.post(&format!("/requests/{loan}/{action}"), &[]).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "a stranger cannot {action}");
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "a stranger cannot {action}"
+        );
         let r = bob.post(&format!("/requests/{loan}/{action}"), &[]).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "the borrower cannot {action}");
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "the borrower cannot {action}"
+        );
     }
     let r = carol.post(&format!("/requests/{loan}/cancel"), &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "only the borrower cancels");
     let r = alice.post(&format!("/requests/{loan}/return"), &[]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "nothing to return yet");
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nothing to return yet"
+    );
     let r = alice.post(&format!("/requests/{loan}/fly"), &[]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let r = alice.post("/requests/999/accept", &[]).await;
@@ -453,15 +690,28 @@ async fn a_second_borrower_of_a_lent_item_joins_the_waiting_list_and_moves_up_on
 
     let page = carol.get(&format!("/offers/{drill}")).await;
     assert!(page.body.contains("Lent out") && page.body.contains("waiting list"));
-    let r = carol.post(&format!("/offers/{drill}/request"), &[("message", "after Bob?")]).await;
+    let r = carol
+        .post(
+            &format!("/offers/{drill}/request"),
+            &[("message", "after Bob?")],
+        )
+        .await;
     assert_eq!(r.location(), format!("/offers/{drill}?notice=waiting"));
     let second = request_id(&b, "carol");
     assert_eq!(state_of(&b, second), "waiting");
     let r = carol.post(&format!("/offers/{drill}/request"), &[]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "one request per member");
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "one request per member"
+    );
 
     alice.post(&format!("/requests/{first}/return"), &[]).await;
-    assert_eq!(state_of(&b, second), "requested", "the next in line moves up");
+    assert_eq!(
+        state_of(&b, second),
+        "requested",
+        "the next in line moves up"
+    );
     let mail = b.mails().pop().unwrap();
     assert_eq!(mail.0, "carol@amis-quartier.org");
     assert!(mail.1.contains("is back"));
@@ -472,13 +722,21 @@ async fn accepting_one_request_puts_the_others_on_the_waiting_list() {
     let b = TestBoard::new();
     let mut alice = b.signed_in("alice").await;
     let drill = alice.offer("Drill", "tools").await;
-    b.signed_in("bob").await.post(&format!("/offers/{drill}/request"), &[]).await;
+    b.signed_in("bob")
+        .await
+        .post(&format!("/offers/{drill}/request"), &[])
+        .await;
     let mut carol = b.signed_in("carol").await;
     carol.post(&format!("/offers/{drill}/request"), &[]).await;
-    alice.post(&format!("/requests/{}/accept", request_id(&b, "bob")), &[]).await;
+    alice
+        .post(&format!("/requests/{}/accept", request_id(&b, "bob")), &[])
+        .await;
     assert_eq!(state_of(&b, request_id(&b, "carol")), "waiting");
     // Bob changes his mind: Carol is next.
-    b.signed_in("bob").await.post(&format!("/requests/{}/cancel", request_id(&b, "bob")), &[]).await;
+    b.signed_in("bob")
+        .await
+        .post(&format!("/requests/{}/cancel", request_id(&b, "bob")), &[])
+        .await;
     assert_eq!(state_of(&b, request_id(&b, "carol")), "requested");
 }
 
@@ -490,8 +748,17 @@ async fn members_cannot_ask_for_their_own_offer_or_with_bad_dates() {
     let r = alice.post(&format!("/offers/{drill}/request"), &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let mut bob = b.signed_in("bob").await;
-    for (start, end) in [("2026-10-01", "2026-10-05"), ("2026-11-10", "2026-11-05"), ("soon", "")] {
-        let r = bob.post(&format!("/offers/{drill}/request"), &[("start_date", start), ("end_date", end)]).await;
+    for (start, end) in [
+        ("2026-10-01", "2026-10-05"),
+        ("2026-11-10", "2026-11-05"),
+        ("soon", ""),
+    ] {
+        let r = bob
+            .post(
+                &format!("/offers/{drill}/request"),
+                &[("start_date", start), ("end_date", end)],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{start}..{end}");
     }
     let r = bob.post("/offers/999/request", &[]).await;
@@ -503,15 +770,25 @@ async fn a_service_is_asked_agreed_and_done() {
     let b = TestBoard::new();
     let mut carol = b.signed_in("carol").await;
     let mut bob = b.signed_in("bob").await;
-    let help = carol.offer_kind("Help with tax forms", "services", "service").await;
+    let help = carol
+        .offer_kind("Help with tax forms", "services", "service")
+        .await;
     let page = bob.get(&format!("/offers/{help}")).await;
     assert!(page.body.contains("Ask for this service") && !page.body.contains("type=\"date\""));
-    bob.post(&format!("/offers/{help}/request"), &[("message", "Saturday?")]).await;
+    bob.post(
+        &format!("/offers/{help}/request"),
+        &[("message", "Saturday?")],
+    )
+    .await;
     let ask = request_id(&b, "bob");
     let r = bob.post(&format!("/requests/{ask}/agree"), &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = carol.post(&format!("/requests/{ask}/accept"), &[]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "services are agreed, not lent");
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "services are agreed, not lent"
+    );
     carol.post(&format!("/requests/{ask}/agree"), &[]).await;
     assert_eq!(state_of(&b, ask), "agreed");
     carol.post(&format!("/requests/{ask}/done"), &[]).await;
@@ -532,8 +809,18 @@ async fn an_admin_hides_an_offer_and_members_cannot() {
     let r = alice.post(&format!("/offers/{id}/hide"), &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(!bob.get("/offers").await.body.contains("Dubious thing"));
-    assert_eq!(b.signed_in("carol").await.get(&format!("/offers/{id}")).await.status, StatusCode::NOT_FOUND);
-    assert!(alice.get("/admin").await.body.contains("Dubious thing"), "admins see what they hid");
+    assert_eq!(
+        b.signed_in("carol")
+            .await
+            .get(&format!("/offers/{id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        alice.get("/admin").await.body.contains("Dubious thing"),
+        "admins see what they hid"
+    );
     alice.post(&format!("/offers/{id}/unhide"), &[]).await;
     assert!(bob.get("/offers").await.body.contains("Dubious thing"));
 }
@@ -549,15 +836,26 @@ async fn an_admin_disables_a_member_who_then_cannot_sign_in_and_whose_offers_van
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = alice.post("/admin/members/bob/disable", &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(bob.get("/offers").await.location(), "/signin", "the session ended");
-    let r = b.visitor().post("/signin", &[("login", "bob"), ("password", "bob-password")]).await;
+    assert_eq!(
+        bob.get("/offers").await.location(),
+        "/signin",
+        "the session ended"
+    );
+    let r = b
+        .visitor()
+        .post("/signin", &[("login", "bob"), ("password", "bob-password")])
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(!alice.get("/offers").await.body.contains("Ladder of Bob"));
     alice.post("/admin/members/bob/enable", &[]).await;
     b.signed_in("bob").await;
     assert!(alice.get("/offers").await.body.contains("Ladder of Bob"));
     let r = alice.post("/admin/members/alice/disable", &[]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "an admin cannot lock themself out");
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an admin cannot lock themself out"
+    );
 }
 
 // --- members file ----------------------------------------------------------------
@@ -568,18 +866,42 @@ async fn members_missing_from_the_file_are_disabled_keep_their_history_and_retur
     {
         let mut alice = b.signed_in("alice").await;
         let drill = alice.offer("Drill", "tools").await;
-        b.signed_in("bob").await.post(&format!("/offers/{drill}/request"), &[]).await;
+        b.signed_in("bob")
+            .await
+            .post(&format!("/offers/{drill}/request"), &[])
+            .await;
     }
     b.restart_with_members(&members_json(&["alice", "carol", "dave"]));
-    let r = b.visitor().post("/signin", &[("login", "bob"), ("password", "bob-password")]).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "bob left the association");
-    assert_eq!(b.count("SELECT count(*) FROM requests WHERE requester_id = 'bob'"), 1, "history is kept");
-    assert!(b.signed_in("alice").await.get("/admin").await.body.contains("No longer in the association"));
+    let r = b
+        .visitor()
+        .post("/signin", &[("login", "bob"), ("password", "bob-password")])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "bob left the association"
+    );
+    assert_eq!(
+        b.count("SELECT count(*) FROM requests WHERE requester_id = 'bob'"),
+        1,
+        "history is kept"
+    );
+    assert!(
+        b.signed_in("alice")
+            .await
+            .get("/admin")
+            .await
+            .body
+            .contains("No longer in the association")
+    );
 
     let renamed = members_json(&[]).replace("Bob Durand", "Bob Durand-Petit");
     b.restart_with_members(&renamed);
     let mut bob = b.signed_in("bob").await;
-    assert!(bob.get("/").await.body.contains("Bob Durand-Petit"), "back, with his new name");
+    assert!(
+        bob.get("/").await.body.contains("Bob Durand-Petit"),
+        "back, with his new name"
+    );
     assert!(bob.get("/requests").await.body.contains("Drill"));
 }
 
@@ -592,7 +914,10 @@ async fn french_boards_speak_french() {
     assert!(page.body.contains("<html lang=\"fr\">") && page.body.contains("Se connecter"));
     let mut alice = b.signed_in("alice").await;
     let drill = alice.offer("Perceuse", "tools").await;
-    b.signed_in("bob").await.post(&format!("/offers/{drill}/request"), &[]).await;
+    b.signed_in("bob")
+        .await
+        .post(&format!("/offers/{drill}/request"), &[])
+        .await;
     assert!(b.mails()[0].1.contains("demande « Perceuse »"));
     assert!(alice.get("/requests").await.body.contains("Accepter"));
 }
@@ -604,7 +929,6 @@ async fn pages_are_escaped() {
     let id = alice.offer("<script>alert(1)</script>", "tools").await;
     let page = alice.get(&format!("/offers/{id}")).await;
     assert!(!page.body.contains("<script>alert") && page.body.contains("&lt;script&gt;"));
-    assert_eq!(START % 60, 0);
 }
 
 #[tokio::test]

@@ -77,7 +77,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value: HttpOnly and SameSite=Lax always, Secure when the
+/// A `Set-Cookie` value: `HttpOnly` and `SameSite=Lax` always, `Secure` when the
 /// board is served over https. `max_age` 0 deletes the cookie.
 pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
@@ -144,6 +144,7 @@ impl RateLimiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -159,7 +160,10 @@ mod tests {
     #[test]
     fn cookie_reads_the_named_pair_only() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; voisin_csrf=xyz; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; voisin_csrf=xyz; b=2"),
+        );
         assert_eq!(cookie(&h, "voisin_csrf"), Some("xyz"));
         assert_eq!(cookie(&h, "voisin"), None);
     }
@@ -168,7 +172,10 @@ mod tests {
     fn tokens_are_distinct_and_urlsafe() {
         let (a, b) = (random_token(), random_token());
         assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
     }
 
     #[test]

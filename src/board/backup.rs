@@ -1,5 +1,5 @@
 //! Consistent snapshots of the board's database while it runs, through
-//! SQLite's online backup API: pages are copied in steps, and a write in
+//! `SQLite`'s online backup API: pages are copied in steps, and a write in
 //! between restarts the copy, so the result is always one moment's state.
 //! The catalog entry's backup step runs `voisin board backup`.
 
@@ -28,7 +28,10 @@ pub fn snapshot(database: &Path, out: &Path) -> anyhow::Result<()> {
     // A snapshot is one self-contained file, not a WAL pair.
     target.pragma_update(None, "journal_mode", "DELETE")?;
     let check: String = target.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-    anyhow::ensure!(check == "ok", "the snapshot failed its integrity check: {check}");
+    anyhow::ensure!(
+        check == "ok",
+        "the snapshot failed its integrity check: {check}"
+    );
     Ok(())
 }
 

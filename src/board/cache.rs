@@ -108,11 +108,15 @@ impl<T: Clone> SessionCache<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn list(text: &str) -> Cached {
-        Cached { html: text.into(), more: false }
+        Cached {
+            html: text.into(),
+            more: false,
+        }
     }
 
     #[test]

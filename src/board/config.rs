@@ -17,7 +17,7 @@ use crate::units::{parse_duration, parse_size};
 pub struct Config {
     /// Address and port to listen on.
     pub listen: SocketAddr,
-    /// The SQLite database file.
+    /// The `SQLite` database file.
     pub database: PathBuf,
     /// The address members reach the board at, without a trailing slash;
     /// sign-in links in mails start with it.
@@ -124,8 +124,8 @@ impl Config {
             categories: ["books", "films", "tools", "games", "services"]
                 .map(String::from)
                 .to_vec(),
-            loan_period: Duration::from_secs(21 * 86_400),
-            reminder_before: Duration::from_secs(2 * 86_400),
+            loan_period: Duration::from_hours(21 * 24),
+            reminder_before: Duration::from_hours(2 * 24),
             photo_max_size: 5_000_000,
             smtp: None,
             members_file: None,
@@ -217,9 +217,13 @@ fn resolve_smtp(args: &BoardServeArgs, host: &str) -> anyhow::Result<SmtpConfig>
     let user = args.smtp_user.clone().filter(|u| !u.trim().is_empty());
     let credentials = match (&user, &args.smtp_password_file) {
         (Some(user), Some(file)) => {
-            let password = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the smtp password file `{}`", file.display()))?;
-            Some((user.clone(), Secret::new(password.trim_end_matches(['\n', '\r']).to_string())))
+            let password = std::fs::read_to_string(file).with_context(|| {
+                format!("cannot read the smtp password file `{}`", file.display())
+            })?;
+            Some((
+                user.clone(),
+                Secret::new(password.trim_end_matches(['\n', '\r']).to_string()),
+            ))
         }
         (None, None) => None,
         _ => bail!("`--smtp-user` and `--smtp-password-file` go together"),
@@ -234,12 +238,16 @@ fn resolve_smtp(args: &BoardServeArgs, host: &str) -> anyhow::Result<SmtpConfig>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn categories_drop_blanks_and_repeats() {
-        assert_eq!(parse_categories(" livres, dvd,,livres ,outils"), ["livres", "dvd", "outils"]);
+        assert_eq!(
+            parse_categories(" livres, dvd,,livres ,outils"),
+            ["livres", "dvd", "outils"]
+        );
     }
 
     #[test]

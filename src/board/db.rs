@@ -1,5 +1,5 @@
-//! The board's SQLite database: its schema, migrations, and a small pool of
-//! connections. SQLite calls block, so they run on tokio's blocking threads;
+//! The board's `SQLite` database: its schema, migrations, and a small pool of
+//! connections. `SQLite` calls block, so they run on tokio's blocking threads;
 //! a pool lets reads proceed in parallel (WAL mode) without reopening files.
 
 use std::path::{Path, PathBuf};

@@ -23,6 +23,9 @@ pub fn check(listen: SocketAddr) -> anyhow::Result<()> {
     stream.read_to_end(&mut answer)?;
     let status = String::from_utf8_lossy(&answer);
     let line = status.lines().next().unwrap_or("");
-    anyhow::ensure!(line.split(' ').nth(1) == Some("200"), "`/healthz` answered `{line}`");
+    anyhow::ensure!(
+        line.split(' ').nth(1) == Some("200"),
+        "`/healthz` answered `{line}`"
+    );
     Ok(())
 }

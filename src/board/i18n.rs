@@ -19,8 +19,9 @@ impl Texts {
             Locale::En => include_str!("locales/en.yaml"),
             Locale::Fr => include_str!("locales/fr.yaml"),
         };
-        let map: HashMap<String, String> = serde_saphyr::from_str(source)
-            .map_err(|e| anyhow::anyhow!("the board's `{}` texts are broken: {e}", locale.code()))?;
+        let map: HashMap<String, String> = serde_saphyr::from_str(source).map_err(|e| {
+            anyhow::anyhow!("the board's `{}` texts are broken: {e}", locale.code())
+        })?;
         Ok(Self { map })
     }
 
@@ -41,12 +42,16 @@ impl Texts {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn french_and_english_have_the_same_keys() {
-        let (en, fr) = (Texts::load(Locale::En).unwrap(), Texts::load(Locale::Fr).unwrap());
+        let (en, fr) = (
+            Texts::load(Locale::En).unwrap(),
+            Texts::load(Locale::Fr).unwrap(),
+        );
         let mut a: Vec<_> = en.map.keys().collect();
         let mut b: Vec<_> = fr.map.keys().collect();
         a.sort();
@@ -57,6 +62,9 @@ mod tests {
     #[test]
     fn fill_replaces_named_values() {
         let en = Texts::load(Locale::En).unwrap();
-        assert!(en.fill("mail_request_subject", &[("offer", "Drill")]).contains("Drill"));
+        assert!(
+            en.fill("mail_request_subject", &[("offer", "Drill")])
+                .contains("Drill")
+        );
     }
 }

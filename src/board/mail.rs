@@ -90,7 +90,10 @@ pub async fn deliver_due(db: &Db, smtp: Option<&SmtpConfig>, now: i64) -> anyhow
             Ok(()) => {
                 report.sent += 1;
                 db.call(move |c| {
-                    c.execute("UPDATE mail_queue SET sent_at = ?2, last_error = NULL WHERE id = ?1", params![id, now])?;
+                    c.execute(
+                        "UPDATE mail_queue SET sent_at = ?2, last_error = NULL WHERE id = ?1",
+                        params![id, now],
+                    )?;
                     Ok(())
                 })
                 .await?;
@@ -125,9 +128,14 @@ fn transport(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Execu
         SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
             .context("cannot set up TLS for the smtp server")?,
     };
-    let mut builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(15)));
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(15)));
     if let Some((user, password)) = &smtp.credentials {
-        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
     }
     Ok(builder.build())
 }
@@ -138,20 +146,30 @@ async fn send(
     mail: &Queued,
 ) -> anyhow::Result<()> {
     let message = Message::builder()
-        .from(smtp.from.parse().context("the sender address is not valid")?)
-        .to(mail.recipient.parse().context("the recipient address is not valid")?)
+        .from(
+            smtp.from
+                .parse()
+                .context("the sender address is not valid")?,
+        )
+        .to(mail
+            .recipient
+            .parse()
+            .context("the recipient address is not valid")?)
         .subject(mail.subject.clone())
         .header(ContentType::TEXT_PLAIN)
         .body(mail.body.clone())
         .context("cannot build the mail")?;
-    transport
-        .send(message)
-        .await
-        .with_context(|| format!("the smtp server `{}:{}` refused or failed", smtp.host, smtp.port))?;
+    transport.send(message).await.with_context(|| {
+        format!(
+            "the smtp server `{}:{}` refused or failed",
+            smtp.host, smtp.port
+        )
+    })?;
     Ok(())
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::backoff;
 

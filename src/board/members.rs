@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use argon2::{Algorithm, Argon2, Params, Version};
 use argon2::password_hash::PasswordHasher as _;
+use argon2::{Algorithm, Argon2, Params, Version};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 

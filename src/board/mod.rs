@@ -1,5 +1,5 @@
 //! The neighbourhood lending board: members offer items and services and
-//! borrow them from each other. An axum web service over one SQLite file,
+//! borrow them from each other. An axum web service over one `SQLite` file,
 //! with tera pages that work without JavaScript, in French or English.
 //!
 //! [`Board`] holds everything a running board shares; [`serve`] runs it

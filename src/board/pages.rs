@@ -1,6 +1,8 @@
 //! Page templates (tera), embedded in the binary and parsed once at start,
 //! so a broken template stops the board before it serves anything.
 
+use std::fmt::Write as _;
+
 use chrono::DateTime;
 use tera1::{Tera, Value};
 
@@ -37,15 +39,18 @@ impl Pages {
         // A function rather than a context value: copying every text into
         // every page's context cost more than rendering the page.
         let map = texts.map.clone();
-        tera.register_function("t", move |args: &std::collections::HashMap<String, Value>| {
-            let key = args
-                .get("k")
-                .and_then(Value::as_str)
-                .ok_or_else(|| tera1::Error::msg("`t` needs `k`, the text's key"))?;
-            map.get(key)
-                .map(|text| Value::String(text.clone()))
-                .ok_or_else(|| tera1::Error::msg(format!("no text `{key}`")))
-        });
+        tera.register_function(
+            "t",
+            move |args: &std::collections::HashMap<String, Value>| {
+                let key = args
+                    .get("k")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| tera1::Error::msg("`t` needs `k`, the text's key"))?;
+                map.get(key)
+                    .map(|text| Value::String(text.clone()))
+                    .ok_or_else(|| tera1::Error::msg(format!("no text `{key}`")))
+            },
+        );
         tera.add_raw_templates(TEMPLATES.iter().copied())
             .map_err(|e| anyhow::anyhow!("a board page template is broken: {e:?}"))?;
         tera.register_filter("day", day);
@@ -63,7 +68,9 @@ impl Pages {
 
 /// `{{ ts | day }}`: a Unix timestamp as `YYYY-MM-DD`.
 fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Result<Value> {
-    let ts = value.as_i64().ok_or_else(|| tera1::Error::msg("`day` needs a timestamp"))?;
+    let ts = value
+        .as_i64()
+        .ok_or_else(|| tera1::Error::msg("`day` needs a timestamp"))?;
     let text = DateTime::from_timestamp(ts, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
@@ -73,25 +80,32 @@ fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Re
 /// `{{ text | urlencode }}`: percent-encodes everything but unreserved
 /// characters, for query strings (tera's own needs its heavy builtins).
 fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Result<Value> {
-    let text = value.as_str().ok_or_else(|| tera1::Error::msg("`urlencode` needs text"))?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| tera1::Error::msg("`urlencode` needs text"))?;
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     Ok(Value::String(out))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn day_filter_formats_timestamps_as_dates() {
-        let v = day(&Value::from(86_400 * 365), &std::collections::HashMap::new()).unwrap();
+        let v = day(
+            &Value::from(86_400 * 365),
+            &std::collections::HashMap::new(),
+        )
+        .unwrap();
         assert_eq!(v, Value::String("1971-01-01".into()));
     }
 

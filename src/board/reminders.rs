@@ -17,8 +17,18 @@ pub(crate) fn queue_due(conn: &mut Connection, shared: &Shared) -> anyhow::Resul
     let mut queued = 0;
     // (which flag, which mail, which loans)
     let passes = [
-        ("reminded_before", "mail_reminder", "r.due_date <= ?1 AND r.due_date >= ?2", soon.as_str()),
-        ("reminded_after", "mail_overdue", "r.due_date < ?1 AND ?2 = ?2", today.as_str()),
+        (
+            "reminded_before",
+            "mail_reminder",
+            "r.due_date <= ?1 AND r.due_date >= ?2",
+            soon.as_str(),
+        ),
+        (
+            "reminded_after",
+            "mail_overdue",
+            "r.due_date < ?1 AND ?2 = ?2",
+            today.as_str(),
+        ),
     ];
     for (flag, key, condition, bound) in passes {
         let due: Vec<(i64, String, String, String)> = {
@@ -35,17 +45,27 @@ pub(crate) fn queue_due(conn: &mut Connection, shared: &Shared) -> anyhow::Resul
         for (id, email, title, due_date) in due {
             let t = &shared.texts;
             let link = format!("{}/requests", shared.config.public_url);
-            let values = [("offer", title.as_str()), ("due", due_date.as_str()), ("link", link.as_str())];
+            let values = [
+                ("offer", title.as_str()),
+                ("due", due_date.as_str()),
+                ("link", link.as_str()),
+            ];
             shared.queue_mail(
                 &tx,
                 &email,
                 &t.fill(&format!("{key}_subject"), &values),
                 &t.fill(&format!("{key}_body"), &values),
             )?;
-            tx.execute(&format!("UPDATE requests SET {flag} = 1 WHERE id = ?1"), [id])?;
+            tx.execute(
+                &format!("UPDATE requests SET {flag} = 1 WHERE id = ?1"),
+                [id],
+            )?;
             // A loan found only once overdue needs no "due soon" mail after.
             if flag == "reminded_after" {
-                tx.execute("UPDATE requests SET reminded_before = 1 WHERE id = ?1", [id])?;
+                tx.execute(
+                    "UPDATE requests SET reminded_before = 1 WHERE id = ?1",
+                    [id],
+                )?;
             }
             queued += 1;
         }

@@ -9,8 +9,22 @@ use super::{Clock as _, SystemClock, db::Db};
 
 /// Words titles are made of, so searches find something.
 const WORDS: &[&str] = &[
-    "perceuse", "échelle", "roman", "tente", "vélo", "scie", "ponceuse", "guitare", "jeu",
-    "film", "livre", "tondeuse", "raclette", "projecteur", "appareil", "cuisine",
+    "perceuse",
+    "échelle",
+    "roman",
+    "tente",
+    "vélo",
+    "scie",
+    "ponceuse",
+    "guitare",
+    "jeu",
+    "film",
+    "livre",
+    "tondeuse",
+    "raclette",
+    "projecteur",
+    "appareil",
+    "cuisine",
 ];
 
 /// Adds `count` offers spread over `categories`, with a member `seed`

@@ -30,7 +30,10 @@ pub fn run(cmd: &BoardCommand) -> anyhow::Result<Outcome> {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\n', '\r']);
-            anyhow::ensure!(!password.is_empty(), "the password on standard input is empty");
+            anyhow::ensure!(
+                !password.is_empty(),
+                "the password on standard input is empty"
+            );
             println!("{}", board::hash_password(password)?);
         }
         BoardCommand::Seed(args) => {

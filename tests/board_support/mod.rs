@@ -75,13 +75,21 @@ impl TestBoard {
         let mut config = Config::new(dir.path().join("board.sqlite"));
         config.members_file = Some(members);
         config.association = "Les Amis du Quartier".into();
-        config.categories = ["books", "films", "tools", "services"].map(String::from).to_vec();
+        config.categories = ["books", "films", "tools", "services"]
+            .map(String::from)
+            .to_vec();
         config.photo_max_size = 100_000;
         edit(&mut config);
         let clock = Arc::new(ManualClock::new(START));
         let board = Board::open(config.clone(), clock.clone()).unwrap();
         let router = board.router();
-        Self { board, clock, dir, config, router }
+        Self {
+            board,
+            clock,
+            dir,
+            config,
+            router,
+        }
     }
 
     /// Opens the board again on the same database (a restart), with the
@@ -108,15 +116,25 @@ impl TestBoard {
 
     /// A visitor with no cookies.
     pub fn visitor(&self) -> Client<'_> {
-        Client { board: self, cookies: HashMap::new() }
+        Client {
+            board: self,
+            cookies: HashMap::new(),
+        }
     }
 
     /// A member signed in with their password.
     pub async fn signed_in(&self, id: &str) -> Client<'_> {
         let password = MEMBERS.iter().find(|m| m.0 == id).unwrap().3.unwrap();
         let mut c = self.visitor();
-        let r = c.post("/signin", &[("login", id), ("password", password)]).await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "sign-in of {id} failed: {}", r.body);
+        let r = c
+            .post("/signin", &[("login", id), ("password", password)])
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "sign-in of {id} failed: {}",
+            r.body
+        );
         c
     }
 
@@ -133,13 +151,16 @@ impl TestBoard {
 
     /// Queued mails as (recipient, subject, body).
     pub fn mails(&self) -> Vec<(String, String, String)> {
-        self.query("SELECT recipient, subject, body FROM mail_queue ORDER BY id", |c, sql| {
-            let mut s = c.prepare(sql).unwrap();
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        })
+        self.query(
+            "SELECT recipient, subject, body FROM mail_queue ORDER BY id",
+            |c, sql| {
+                let mut s = c.prepare(sql).unwrap();
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            },
+        )
     }
 }
 
@@ -155,7 +176,9 @@ pub struct Resp {
 impl Resp {
     /// Where a redirect goes.
     pub fn location(&self) -> &str {
-        self.headers.get(header::LOCATION).map_or("", |v| v.to_str().unwrap())
+        self.headers
+            .get(header::LOCATION)
+            .map_or("", |v| v.to_str().unwrap())
     }
 
     /// Every `Set-Cookie` line.
@@ -176,7 +199,11 @@ pub struct Client<'a> {
 
 impl Client<'_> {
     fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn keep(&mut self, r: &Resp) {
@@ -202,7 +229,10 @@ impl Client<'_> {
 
     /// GET `path`.
     pub async fn get(&mut self, path: &str) -> Resp {
-        let req = Request::get(path).header(header::COOKIE, self.cookie_header()).body(Body::empty()).unwrap();
+        let req = Request::get(path)
+            .header(header::COOKIE, self.cookie_header())
+            .body(Body::empty())
+            .unwrap();
         let r = self.board.send(req).await;
         self.keep(&r);
         r
@@ -214,7 +244,8 @@ impl Client<'_> {
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("csrf", &csrf));
         let body = serde_urlencoded::to_string(&all).unwrap();
-        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes()).await
+        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes())
+            .await
     }
 
     /// POSTs a body as is.
@@ -230,7 +261,12 @@ impl Client<'_> {
     }
 
     /// Publishes an offer through the multipart form; returns the response.
-    pub async fn offer_with(&mut self, fields: &[(&str, &str)], photo: Option<&[u8]>, with_csrf: bool) -> Resp {
+    pub async fn offer_with(
+        &mut self,
+        fields: &[(&str, &str)],
+        photo: Option<&[u8]>,
+        with_csrf: bool,
+    ) -> Resp {
         let boundary = "----voisintestboundary";
         let mut body = Vec::new();
         let csrf = self.csrf().await;
@@ -240,7 +276,10 @@ impl Client<'_> {
         }
         for (k, v) in all {
             body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
             );
         }
         if let Some(photo) = photo {
@@ -254,7 +293,12 @@ impl Client<'_> {
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        self.post_raw("/offers", &format!("multipart/form-data; boundary={boundary}"), body).await
+        self.post_raw(
+            "/offers",
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+        )
+        .await
     }
 
     /// Publishes an item and returns its id.
@@ -266,13 +310,24 @@ impl Client<'_> {
     pub async fn offer_kind(&mut self, title: &str, category: &str, kind: &str) -> i64 {
         let r = self
             .offer_with(
-                &[("kind", kind), ("category", category), ("title", title), ("description", "in good shape")],
+                &[
+                    ("kind", kind),
+                    ("category", category),
+                    ("title", title),
+                    ("description", "in good shape"),
+                ],
                 None,
                 true,
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "offer failed: {}", r.body);
-        r.location().trim_start_matches("/offers/").split('?').next().unwrap().parse().unwrap()
+        r.location()
+            .trim_start_matches("/offers/")
+            .split('?')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 }
 

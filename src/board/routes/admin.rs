@@ -31,7 +31,9 @@ pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Outco
         .db
         .call(|c| {
             let members = c
-                .prepare_cached("SELECT id, name, email, admin, in_file, disabled FROM members ORDER BY name")?
+                .prepare_cached(
+                    "SELECT id, name, email, admin, in_file, disabled FROM members ORDER BY name",
+                )?
                 .query_map([], |r| {
                     Ok(MemberRow {
                         id: r.get(0)?,
@@ -48,7 +50,13 @@ pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Outco
                     "SELECT o.id, o.title, m.name FROM offers o JOIN members m ON m.id = o.owner_id
                      WHERE o.hidden = 1 ORDER BY o.id DESC",
                 )?
-                .query_map([], |r| Ok(HiddenOffer { id: r.get(0)?, title: r.get(1)?, owner: r.get(2)? }))?
+                .query_map([], |r| {
+                    Ok(HiddenOffer {
+                        id: r.get(0)?,
+                        title: r.get(1)?,
+                        owner: r.get(2)?,
+                    })
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((members, hidden))
         })
@@ -64,7 +72,12 @@ async fn set_hidden(state: AppState, viewer: &Viewer, id: i64, hidden: bool) -> 
     viewer.admin()?;
     let changed = state
         .db
-        .call(move |c| Ok(c.execute("UPDATE offers SET hidden = ?2 WHERE id = ?1", params![id, hidden])?))
+        .call(move |c| {
+            Ok(c.execute(
+                "UPDATE offers SET hidden = ?2 WHERE id = ?1",
+                params![id, hidden],
+            )?)
+        })
         .await?;
     if changed == 0 {
         return Err(Failure::NotFound);
@@ -72,11 +85,19 @@ async fn set_hidden(state: AppState, viewer: &Viewer, id: i64, hidden: bool) -> 
     Ok(see_other(&format!("/offers/{id}?notice=saved")))
 }
 
-pub(crate) async fn hide_offer(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> Outcome {
+pub(crate) async fn hide_offer(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Outcome {
     set_hidden(state, &viewer, id, true).await
 }
 
-pub(crate) async fn unhide_offer(State(state): State<AppState>, viewer: Viewer, Path(id): Path<i64>) -> Outcome {
+pub(crate) async fn unhide_offer(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Outcome {
     set_hidden(state, &viewer, id, false).await
 }
 
@@ -100,7 +121,10 @@ pub(crate) async fn member_action(
         .db
         .call(move |c| {
             let tx = c.transaction()?;
-            let n = tx.execute("UPDATE members SET disabled = ?2 WHERE id = ?1", params![id, disabled])?;
+            let n = tx.execute(
+                "UPDATE members SET disabled = ?2 WHERE id = ?1",
+                params![id, disabled],
+            )?;
             if disabled {
                 tx.execute("DELETE FROM sessions WHERE member_id = ?1", [&id])?;
             }

@@ -38,7 +38,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/style.css", get(style))
         .route("/signin", get(session::page).post(session::password))
-        .route("/signin/link", get(session::link_page).post(session::send_link))
+        .route(
+            "/signin/link",
+            get(session::link_page).post(session::send_link),
+        )
         .route("/signin/link/use", post(session::use_link))
         .route("/signout", post(session::sign_out))
         .route("/offers", get(offers::browse).post(offers::create))
@@ -160,8 +163,8 @@ pub(crate) struct CsrfToken(pub String);
 pub(crate) struct CsrfPending;
 
 /// Double-submit CSRF protection for every form: a random token lives in
-/// an HttpOnly cookie and in a hidden field of every form; a POST whose
-/// field does not match the cookie is refused. Together with SameSite
+/// an `HttpOnly` cookie and in a hidden field of every form; a POST whose
+/// field does not match the cookie is refused. Together with `SameSite`
 /// cookies this stops other sites from posting on a member's behalf.
 async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let existing = cookie(req.headers(), &state.cookies.csrf).map(str::to_string);
@@ -186,7 +189,10 @@ async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next)
             };
             let fields: Vec<(String, String)> =
                 serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-            let sent = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+            let sent = fields
+                .iter()
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.as_str());
             if fresh || !sent.is_some_and(|s| auth::same(s, &token)) {
                 return Failure::Csrf.into_response();
             }
@@ -200,7 +206,12 @@ async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next)
     if fresh {
         response.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(&state.cookies.csrf, &token, auth::SESSION_SECONDS, state.config.secure_cookies),
+            set_cookie(
+                &state.cookies.csrf,
+                &token,
+                auth::SESSION_SECONDS,
+                state.config.secure_cookies,
+            ),
         );
     }
     response
@@ -234,7 +245,11 @@ impl Viewer {
     /// The signed-in admin, or a refusal.
     pub fn admin(&self) -> Result<&Member, Failure> {
         let m = self.member()?;
-        if m.admin { Ok(m) } else { Err(Failure::Forbidden) }
+        if m.admin {
+            Ok(m)
+        } else {
+            Err(Failure::Forbidden)
+        }
     }
 }
 
@@ -266,36 +281,11 @@ impl FromRequestParts<AppState> for Viewer {
             Some(token) => {
                 let hash = auth::token_hash(token);
                 let now = state.clock.now();
-                match state.sessions.get(&hash, now) {
-                    Some(member) => Some(member),
-                    None => {
-                        let key = hash.clone();
-                        let found = state.db.read(move |conn| {
-                            Ok(conn
-                                .prepare_cached(
-                                    "SELECT m.id, m.name, m.email, m.admin, s.expires_at FROM sessions s
-                                     JOIN members m ON m.id = s.member_id
-                                     WHERE s.token_hash = ?1 AND s.expires_at > ?2
-                                       AND m.in_file = 1 AND m.disabled = 0",
-                                )?
-                                .query_row(rusqlite::params![key, now], |r| {
-                                    Ok((
-                                        Member {
-                                            id: r.get(0)?,
-                                            name: r.get(1)?,
-                                            email: r.get(2)?,
-                                            admin: r.get(3)?,
-                                        },
-                                        r.get::<_, i64>(4)?,
-                                    ))
-                                })
-                                .optional()?)
-                        })?;
-                        found.map(|(member, expires)| {
-                            state.sessions.put(hash, member.clone(), expires);
-                            member
-                        })
-                    }
+                let cached = state.sessions.get(&hash, now);
+                if cached.is_some() {
+                    cached
+                } else {
+                    lookup_session(state, hash, now)?
                 }
             }
         };
@@ -306,6 +296,34 @@ impl FromRequestParts<AppState> for Viewer {
             notice,
         })
     }
+}
+
+/// Finds a session in the database and remembers it.
+fn lookup_session(state: &AppState, hash: Vec<u8>, now: i64) -> Result<Option<Member>, Failure> {
+    let key = hash.clone();
+    let found = state.db.read(move |conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT m.id, m.name, m.email, m.admin, s.expires_at FROM sessions s
+                 JOIN members m ON m.id = s.member_id
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2
+                   AND m.in_file = 1 AND m.disabled = 0",
+            )?
+            .query_row(rusqlite::params![key, now], |r| {
+                let member = Member {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    email: r.get(2)?,
+                    admin: r.get(3)?,
+                };
+                Ok((member, r.get::<_, i64>(4)?))
+            })
+            .optional()?)
+    })?;
+    Ok(found.map(|(member, expires)| {
+        state.sessions.put(hash, member.clone(), expires);
+        member
+    }))
 }
 
 /// Renders a page.
@@ -332,8 +350,14 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn style() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         include_str!("../pages/style.css"),
     )

@@ -1,6 +1,8 @@
 //! Offers: the front page, browsing by category, word search, the offer
 //! page, publishing an offer with its photo, and availability.
 
+use std::fmt::Write as _;
+
 use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -9,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::requests::{RequestRow, requests_for_offer};
-use crate::board::cache::Cached;
 use super::{AppState, CsrfPending, Failure, Outcome, Viewer, render, see_other};
 use crate::board::auth;
+use crate::board::cache::Cached;
 
 /// Offers per page when browsing.
 const PAGE_SIZE: usize = 24;
@@ -56,14 +58,24 @@ pub(crate) fn fts_query(input: &str) -> Option<String> {
 
 /// The first letter of a title, upper-cased.
 fn initial(title: &str) -> String {
-    title.chars().next().map(char::to_uppercase).map(Iterator::collect).unwrap_or_default()
+    title
+        .chars()
+        .next()
+        .map(char::to_uppercase)
+        .map(Iterator::collect)
+        .unwrap_or_default()
 }
 
 const STATUS_SQL: &str = "CASE WHEN o.available = 0 THEN 'unavailable'
     WHEN EXISTS (SELECT 1 FROM requests r WHERE r.offer_id = o.id AND r.state IN ('accepted', 'lent'))
     THEN 'out' ELSE 'available' END";
 
-fn list(conn: &Connection, filter: &Filter, limit: usize, offset: usize) -> rusqlite::Result<Vec<Card>> {
+fn list(
+    conn: &Connection,
+    filter: &Filter,
+    limit: usize,
+    offset: usize,
+) -> rusqlite::Result<Vec<Card>> {
     let mut sql = format!(
         "SELECT o.id, o.kind, o.category, o.title, m.name,
                 o.has_photo, {STATUS_SQL}, o.created_at
@@ -73,23 +85,27 @@ fn list(conn: &Connection, filter: &Filter, limit: usize, offset: usize) -> rusq
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(c) = &filter.category {
         args.push(c.clone().into());
-        sql.push_str(&format!(" AND o.category = ?{}", args.len()));
+        let _ = write!(sql, " AND o.category = ?{}", args.len());
     }
     if let Some(w) = &filter.words {
         args.push(w.clone().into());
-        sql.push_str(&format!(
+        let _ = write!(
+            sql,
             " AND o.id IN (SELECT rowid FROM offers_fts WHERE offers_fts MATCH ?{})",
             args.len()
-        ));
+        );
     }
     if let Some(s) = filter.since {
         args.push(s.into());
-        sql.push_str(&format!(" AND o.created_at >= ?{}", args.len()));
+        let _ = write!(sql, " AND o.created_at >= ?{}", args.len());
     }
     // LIMIT and OFFSET are our own integers, written into the SQL: SQLite
     // plans around their values, so binding them would re-prepare the
     // statement at every run (three times slower).
-    sql.push_str(&format!(" ORDER BY o.created_at DESC, o.id DESC LIMIT {limit} OFFSET {offset}"));
+    let _ = write!(
+        sql,
+        " ORDER BY o.created_at DESC, o.id DESC LIMIT {limit} OFFSET {offset}"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), |r| {
         Ok(Card {
@@ -118,7 +134,9 @@ pub(crate) async fn front(State(state): State<AppState>, viewer: Viewer) -> Outc
         since: Some(since),
         ..Filter::default()
     };
-    let cards = state.db.read(move |c| Ok(list(c, &filter, PAGE_SIZE, 0)?))?;
+    let cards = state
+        .db
+        .read(move |c| Ok(list(c, &filter, PAGE_SIZE, 0)?))?;
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("notice", &viewer.notice);
     ctx.insert("offers", &cards);
@@ -151,35 +169,34 @@ pub(crate) async fn browse(
         category.as_deref().unwrap_or(""),
         words.as_deref().unwrap_or("")
     );
-    let list = match state.lists.get(&key) {
-        Some(list) => list,
-        None => {
-            let generation = state.lists.generation();
-            let cards = if searching && words.is_none() {
-                Vec::new()
-            } else {
-                let filter = Filter {
-                    category,
-                    words,
-                    since: None,
-                };
-                // One more than a page tells whether there is a next page
-                // without counting every offer.
-                state
-                    .db
-                    .read(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))?
+    let list = if let Some(list) = state.lists.get(&key) {
+        list
+    } else {
+        let generation = state.lists.generation();
+        let cards = if searching && words.is_none() {
+            Vec::new()
+        } else {
+            let filter = Filter {
+                category,
+                words,
+                since: None,
             };
-            let more = cards.len() > PAGE_SIZE;
-            let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
-            let mut ctx = tera1::Context::new();
-            ctx.insert("offers", &cards);
-            let list = Cached {
-                html: state.pages.render("cards.html", &ctx)?.into(),
-                more,
-            };
-            state.lists.put(key, generation, list.clone());
-            list
-        }
+            // One more than a page tells whether there is a next page
+            // without counting every offer.
+            state
+                .db
+                .read(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))?
+        };
+        let more = cards.len() > PAGE_SIZE;
+        let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
+        let mut ctx = tera1::Context::new();
+        ctx.insert("offers", &cards);
+        let list = Cached {
+            html: state.pages.render("cards.html", &ctx)?.into(),
+            more,
+        };
+        state.lists.put(key, generation, list.clone());
+        list
     };
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("cards", list.html.as_ref());
@@ -193,7 +210,12 @@ pub(crate) async fn browse(
 pub(crate) async fn new_form(State(state): State<AppState>, viewer: Viewer) -> Outcome {
     let me = viewer.member()?.clone();
     let mut ctx = state.context(Some(&me), &viewer.csrf);
-    ctx.insert("max_photo_mb", &(state.config.photo_max_size.div_ceil(100_000) as f64 / 10.0));
+    // Tenths of a megabyte, for people: `5 MB`, `0.5 MB`.
+    let tenths = state.config.photo_max_size.div_ceil(100_000);
+    ctx.insert(
+        "max_photo_mb",
+        &format!("{}.{}", tenths / 10, tenths % 10).replace(".0", ""),
+    );
     render(&state, "offer_new.html", &ctx)
 }
 
@@ -336,6 +358,7 @@ pub(crate) async fn create(
 
 /// One offer in full.
 #[derive(Debug, Serialize)]
+#[allow(clippy::struct_excessive_bools)] // flags of the offer, as the page shows them
 pub(crate) struct Offer {
     pub id: i64,
     pub owner_id: String,
@@ -408,7 +431,9 @@ pub(crate) async fn show(
             Ok((Some(offer), rows))
         })
         .await?;
-    let offer = offer.filter(|o| visible(o, me.admin)).ok_or(Failure::NotFound)?;
+    let offer = offer
+        .filter(|o| visible(o, me.admin))
+        .ok_or(Failure::NotFound)?;
     let mine = offer.owner_id == me.id;
     let asked = rows
         .iter()
@@ -423,7 +448,10 @@ pub(crate) async fn show(
     ctx.insert("requests", &rows);
     ctx.insert("today", &today.to_string());
     ctx.insert("default_end", &due.to_string());
-    ctx.insert("status_label", state.texts.get(&format!("status_{}", offer.status)));
+    ctx.insert(
+        "status_label",
+        state.texts.get(&format!("status_{}", offer.status)),
+    );
     render(&state, "offer.html", &ctx)
 }
 
@@ -490,8 +518,14 @@ pub(crate) async fn photo(
     Ok((
         [
             (header::CONTENT_TYPE, kind),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=86400"),
+            ),
         ],
         data,
     )
@@ -499,6 +533,7 @@ pub(crate) async fn photo(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

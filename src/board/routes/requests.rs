@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
-use super::offers::{load_offer, visible, Offer};
+use super::offers::{Offer, load_offer, visible};
 use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::Shared;
 
@@ -84,7 +84,9 @@ fn rows(
     shared: &Shared,
 ) -> rusqlite::Result<Vec<RequestRow>> {
     let today = shared.clock.today().to_string();
-    let mut stmt = conn.prepare_cached(&format!("{ROW_SQL} WHERE {filter} ORDER BY r.id DESC LIMIT 200"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "{ROW_SQL} WHERE {filter} ORDER BY r.id DESC LIMIT 200"
+    ))?;
     let found = stmt.query_map([arg], |r| {
         let kind: String = r.get(3)?;
         let state: String = r.get(11)?;
@@ -189,8 +191,9 @@ pub(crate) async fn create(
     }
     let today = state.clock.today();
     let start = date(&form.start_date)?.unwrap_or(today);
-    let end = date(&form.end_date)?
-        .unwrap_or(start + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21)));
+    let end = date(&form.end_date)?.unwrap_or(
+        start + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21)),
+    );
     if start < today || end < start || (end - start).num_days() > 366 {
         return Err(Failure::Invalid("error_dates"));
     }
@@ -234,19 +237,29 @@ pub(crate) async fn create(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
                 params![id, me.id, start, end, form.message.trim(), new_state, now],
             )?;
-            let owner_email: String =
-                tx.query_row("SELECT email FROM members WHERE id = ?1", [&offer.owner_id], |r| r.get(0))?;
+            let owner_email: String = tx.query_row(
+                "SELECT email FROM members WHERE id = ?1",
+                [&offer.owner_id],
+                |r| r.get(0),
+            )?;
             let t = &shared.texts;
             let dates = match (&start, &end) {
                 (Some(s), Some(e)) => t.fill("mail_dates", &[("start", s), ("end", e)]),
                 _ => String::new(),
             };
             let link = format!("{}/requests", shared.config.public_url);
-            let key = if waiting { "mail_waiting_body" } else { "mail_request_body" };
+            let key = if waiting {
+                "mail_waiting_body"
+            } else {
+                "mail_request_body"
+            };
             shared.queue_mail(
                 &tx,
                 &owner_email,
-                &t.fill("mail_request_subject", &[("offer", &offer.title), ("member", &me.name)]),
+                &t.fill(
+                    "mail_request_subject",
+                    &[("offer", &offer.title), ("member", &me.name)],
+                ),
                 &t.fill(
                     key,
                     &[
@@ -415,13 +428,17 @@ fn promote_next(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::allowed;
 
     #[test]
     fn only_the_owner_moves_a_loan_forward() {
         assert_eq!(allowed("item", "requested", false, true), ["cancel"]);
-        assert_eq!(allowed("item", "requested", true, false), ["accept", "decline"]);
+        assert_eq!(
+            allowed("item", "requested", true, false),
+            ["accept", "decline"]
+        );
         assert_eq!(allowed("item", "lent", false, true), Vec::<&str>::new());
         assert_eq!(allowed("service", "agreed", true, false), ["done"]);
     }

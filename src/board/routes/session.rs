@@ -2,10 +2,10 @@
 //! mail. Every answer is the same whether an account exists or not, and
 //! attempts are rate limited per client address and per account.
 
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse as _, Response};
-use axum::Form;
 use rusqlite::{OptionalExtension as _, params};
 use serde::Deserialize;
 
@@ -42,10 +42,12 @@ pub(crate) async fn password(
     let login = form.login.trim().to_lowercase();
     let now = state.clock.now();
     let account_key = format!("account:{login}");
-    if !state
-        .limiter
-        .allow(&format!("client:{}", viewer.client), PER_CLIENT, WINDOW, now)
-        || !state.limiter.allow(&account_key, PER_ACCOUNT, WINDOW, now)
+    if !state.limiter.allow(
+        &format!("client:{}", viewer.client),
+        PER_CLIENT,
+        WINDOW,
+        now,
+    ) || !state.limiter.allow(&account_key, PER_ACCOUNT, WINDOW, now)
     {
         return Err(Failure::RateLimited);
     }
@@ -112,11 +114,21 @@ async fn start_session(state: &AppState, member: String) -> Outcome {
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(&state.cookies.session, &token, auth::SESSION_SECONDS, secure),
+        set_cookie(
+            &state.cookies.session,
+            &token,
+            auth::SESSION_SECONDS,
+            secure,
+        ),
     );
     headers.append(
         header::SET_COOKIE,
-        set_cookie(&state.cookies.csrf, &auth::random_token(), auth::SESSION_SECONDS, secure),
+        set_cookie(
+            &state.cookies.csrf,
+            &auth::random_token(),
+            auth::SESSION_SECONDS,
+            secure,
+        ),
     );
     Ok(response)
 }
@@ -135,10 +147,14 @@ pub(crate) async fn send_link(
 ) -> Outcome {
     let email = form.email.trim().to_lowercase();
     let now = state.clock.now();
-    if !state
+    if !state.limiter.allow(
+        &format!("client:{}", viewer.client),
+        PER_CLIENT,
+        WINDOW,
+        now,
+    ) || !state
         .limiter
-        .allow(&format!("client:{}", viewer.client), PER_CLIENT, WINDOW, now)
-        || !state.limiter.allow(&format!("link:{email}"), 3, WINDOW, now)
+        .allow(&format!("link:{email}"), 3, WINDOW, now)
     {
         return Err(Failure::RateLimited);
     }
@@ -227,7 +243,10 @@ pub(crate) async fn use_link(
     }
 }
 
-pub(crate) async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if let Some(token) = auth::cookie(&headers, &state.cookies.session) {
         let hash = auth::token_hash(token);
         let _ = state
