@@ -7,7 +7,7 @@
 mod board_support;
 
 use axum::http::StatusCode;
-use board_support::{START, TestBoard, members_json, png};
+use board_support::{TestBoard, members_json, png};
 
 // --- health, sign-in, sessions -------------------------------------------
 
