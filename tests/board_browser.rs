@@ -149,11 +149,14 @@ impl<'a> Browser<'a> {
             }
         }}});
         let value = driver.call("POST", "/session", Some(caps));
-        Self {
+        let browser = Self {
             driver,
             session: value["sessionId"].as_str().unwrap().to_string(),
             base: base.to_string(),
-        }
+        };
+        // Elements are looked for up to 5 s, while the next page loads.
+        browser.cmd("POST", "/timeouts", Some(json!({"implicit": 5000})));
+        browser
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -202,13 +205,33 @@ impl<'a> Browser<'a> {
         self.cmd("POST", &format!("/element/{el}/click"), Some(json!({})));
     }
 
-    /// The visible text of the page.
+    /// The visible text of the page, read by script so that a page being
+    /// replaced cannot leave a stale element behind.
     fn text(&self) -> String {
-        let body = self.find("body");
-        self.cmd("GET", &format!("/element/{body}/text"), None)
+        let script =
+            json!({"script": "return document.body ? document.body.innerText : '';", "args": []});
+        self.cmd("POST", "/execute/sync", Some(script))
             .as_str()
-            .unwrap()
+            .unwrap_or_default()
             .to_string()
+    }
+
+    /// Waits (up to 10 s) until the page shows `needle`, and returns its
+    /// text: a click that posts a form returns before the next page is drawn.
+    fn wait_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` on {}:\n{text}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn url(&self) -> String {
@@ -247,9 +270,9 @@ fn scenario(driver: &Driver, base: &str) {
     let bob = Browser::open(driver, base);
 
     alice.sign_in("alice", "alice-password");
-    assert!(alice.text().contains("Signed in as Alice Martin"));
+    alice.wait_text("Signed in as Alice Martin");
     bob.sign_in("bob@amis-quartier.org", "bob-password");
-    assert!(bob.text().contains("Signed in as Bob Durand"));
+    bob.wait_text("Signed in as Bob Durand");
 
     alice.go("/offers/new");
     alice.fill("input[name=title]", "Perceuse Bosch");
@@ -260,36 +283,36 @@ fn scenario(driver: &Driver, base: &str) {
     );
     alice.fill("input[name=condition]", "good");
     alice.click("form[action='/offers'] button");
-    assert!(alice.text().contains("Your offer is on the board."));
+    alice.wait_text("Your offer is on the board.");
     let offer = alice.url();
     let offer_path = &offer[base.len()..];
     assert!(offer_path.starts_with("/offers/"), "{offer}");
 
     bob.go("/offers?category=tools");
-    assert!(bob.text().contains("Perceuse Bosch"));
+    bob.wait_text("Perceuse Bosch");
     bob.go(offer_path.split('?').next().unwrap());
     bob.fill("textarea[name=message]", "Could I have it for the weekend?");
     bob.click("form[action$='/request'] button");
-    assert!(bob.text().contains("Your request was sent to the owner."));
+    bob.wait_text("Your request was sent to the owner.");
 
     alice.go("/requests");
-    let page = alice.text();
+    let page = alice.wait_text("asked by Bob Durand");
     assert!(
         page.contains("Could I have it for the weekend?") && page.contains("asked by Bob Durand")
     );
     alice.click("form[action$='/accept'] button");
-    assert!(alice.text().contains("Accepted"));
+    alice.wait_text("Accepted");
     alice.click("form[action$='/lend'] button");
-    assert!(alice.text().contains("Lent"));
+    alice.wait_text("Lent");
     bob.go("/requests");
-    assert!(bob.text().contains("Lent"), "the borrower sees the loan");
+    bob.wait_text("Lent");
     alice.click("form[action$='/return'] button");
-    assert!(alice.text().contains("Returned"));
+    alice.wait_text("Returned");
     bob.go("/requests");
-    assert!(bob.text().contains("Returned"));
+    bob.wait_text("Returned");
 
     alice.go("/");
-    let front = alice.text();
+    let front = alice.wait_text("Perceuse Bosch");
     assert!(
         front.contains("New this week") && front.contains("Perceuse Bosch"),
         "{front}"
