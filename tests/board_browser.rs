@@ -310,6 +310,8 @@ fn scenario(driver: &Driver, base: &str) {
     alice.wait_text("Returned");
     bob.go("/requests");
     bob.wait_text("Returned");
+    alice.go("/requests");
+    alice.screenshot("requests.png");
 
     alice.go("/");
     let front = alice.wait_text("Perceuse Bosch");

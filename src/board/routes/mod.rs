@@ -262,12 +262,7 @@ impl FromRequestParts<AppState> for Viewer {
             .get::<CsrfToken>()
             .map(|t| t.0.clone())
             .unwrap_or_default();
-        // Behind the association's proxy every peer is the proxy; the
-        // per-account limit still holds then.
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "local".to_string(), |c| c.0.ip().to_string());
+        let client = client_address(parts);
         let notice = parts
             .uri
             .query()
@@ -295,6 +290,36 @@ impl FromRequestParts<AppState> for Viewer {
             client,
             notice,
         })
+    }
+}
+
+/// The client's address, for rate limits. Behind the association's proxy
+/// (a peer on a private or loopback address) it is the last address the
+/// proxy added to `X-Forwarded-For`; anyone else's header is ignored, so a
+/// client cannot pick its own address.
+fn client_address(parts: &Parts) -> String {
+    let Some(peer) = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return "local".into();
+    };
+    let behind_proxy = match peer {
+        std::net::IpAddr::V4(ip) => ip.is_private() || ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
+    };
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .last();
+    match forwarded {
+        Some(client) if behind_proxy => client.to_string(),
+        _ => peer.to_string(),
     }
 }
 
