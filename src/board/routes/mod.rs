@@ -316,7 +316,7 @@ fn client_address(parts: &Parts) -> String {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-        .last();
+        .next_back();
     match forwarded {
         Some(client) if behind_proxy => client.to_string(),
         _ => peer.to_string(),
