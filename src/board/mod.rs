@@ -126,11 +126,11 @@ impl Board {
     /// The background work, forever: reminders once a minute, mail as soon
     /// as some is queued and every 15 seconds for retries.
     pub async fn background(self) {
-        let mut last_reminders = i64::MIN;
+        let mut last_reminders: Option<i64> = None;
         loop {
             let now = self.shared.clock.now();
-            if now - last_reminders >= 60 {
-                last_reminders = now;
+            if last_reminders.is_none_or(|last| now.saturating_sub(last) >= 60) {
+                last_reminders = Some(now);
                 if let Err(err) = self.send_reminders().await {
                     eprintln!("board: reminders failed: {err:#}");
                 }
