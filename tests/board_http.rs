@@ -982,3 +982,28 @@ async fn sign_in_is_rate_limited_per_client_behind_the_proxy() {
         "other neighbours behind the same proxy still get in"
     );
 }
+
+#[tokio::test]
+async fn tidying_forgets_expired_sessions_and_links_but_not_live_ones() {
+    let b = TestBoard::new();
+    b.signed_in("bob").await;
+    b.visitor()
+        .post("/signin/link", &[("email", "dave@amis-quartier.org")])
+        .await;
+    assert_eq!(
+        b.board.tidy().await.unwrap(),
+        0,
+        "everything is still valid"
+    );
+    b.clock.advance(31 * 60);
+    assert_eq!(b.board.tidy().await.unwrap(), 1, "the link expired");
+    assert_eq!(b.count("SELECT count(*) FROM sessions"), 1);
+    b.clock.advance(31 * 86_400);
+    b.board.tidy().await.unwrap();
+    assert_eq!(b.count("SELECT count(*) FROM sessions"), 0);
+    assert_eq!(
+        b.count("SELECT count(*) FROM mail_queue"),
+        1,
+        "undelivered mail is never dropped"
+    );
+}

@@ -192,6 +192,22 @@ impl Db {
     }
 }
 
+/// How long delivered mails stay in the queue, for a look when someone
+/// says a mail never came.
+const KEEP_SENT_MAIL: i64 = 30 * 86_400;
+
+/// Forgets what can no longer be used: expired sessions and sign-in links,
+/// and mails delivered more than a month ago. Returns how many rows went.
+pub fn tidy(conn: &Connection, now: i64) -> anyhow::Result<usize> {
+    let mut gone = conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+    gone += conn.execute("DELETE FROM sign_in_links WHERE expires_at <= ?1", [now])?;
+    gone += conn.execute(
+        "DELETE FROM mail_queue WHERE sent_at IS NOT NULL AND sent_at < ?1",
+        [now - KEEP_SENT_MAIL],
+    )?;
+    Ok(gone)
+}
+
 /// Opens one connection with the settings every connection needs.
 fn connect(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)

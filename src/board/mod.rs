@@ -123,6 +123,12 @@ impl Board {
         Ok(queued)
     }
 
+    /// Deletes expired sessions and links and old delivered mails.
+    pub async fn tidy(&self) -> anyhow::Result<usize> {
+        let now = self.shared.clock.now();
+        self.shared.db.call(move |c| db::tidy(c, now)).await
+    }
+
     /// The background work, forever: reminders once a minute, mail as soon
     /// as some is queued and every 15 seconds for retries.
     pub async fn background(self) {
@@ -133,6 +139,9 @@ impl Board {
                 last_reminders = Some(now);
                 if let Err(err) = self.send_reminders().await {
                     eprintln!("board: reminders failed: {err:#}");
+                }
+                if let Err(err) = self.tidy().await {
+                    eprintln!("board: tidying the database failed: {err:#}");
                 }
             }
             if let Err(err) = self.deliver_mail().await {
