@@ -277,6 +277,7 @@ async fn every_form_without_its_csrf_token_is_refused() {
         "/requests/1/accept".into(),
         "/requests/1/cancel".into(),
         "/admin/members/bob/disable".into(),
+        "/account/password".into(),
     ];
     for route in &routes {
         for body in ["", "csrf=forged", "message=x"] {
@@ -1006,4 +1007,79 @@ async fn tidying_forgets_expired_sessions_and_links_but_not_live_ones() {
         1,
         "undelivered mail is never dropped"
     );
+}
+
+#[tokio::test]
+async fn a_member_who_came_by_link_chooses_a_password_and_signs_in_with_it() {
+    let b = TestBoard::new();
+    b.visitor()
+        .post("/signin/link", &[("email", "dave@amis-quartier.org")])
+        .await;
+    let body = &b.mails()[0].2;
+    let token = body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let mut dave = b.visitor();
+    dave.post("/signin/link/use", &[("token", &token)]).await;
+    let page = dave.get("/account").await;
+    assert!(page.body.contains("Choose a password") && !page.body.contains("name=\"current\""));
+    let r = dave.post("/account/password", &[("new", "short")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = dave
+        .post("/account/password", &[("new", "a long walk to the bakery")])
+        .await;
+    assert_eq!(r.location(), "/account?notice=password_set");
+    let r = b
+        .visitor()
+        .post(
+            "/signin",
+            &[("login", "dave"), ("password", "a long walk to the bakery")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn changing_a_password_needs_the_current_one_and_survives_a_restart() {
+    let mut b = TestBoard::new();
+    {
+        let mut bob = b.signed_in("bob").await;
+        let r = bob
+            .post(
+                "/account/password",
+                &[("current", "wrong"), ("new", "a brand new secret")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let r = bob
+            .post(
+                "/account/password",
+                &[("current", "bob-password"), ("new", "a brand new secret")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    b.restart_with_members(&members_json(&[]));
+    let old = b
+        .visitor()
+        .post("/signin", &[("login", "bob"), ("password", "bob-password")])
+        .await;
+    assert_eq!(
+        old.status,
+        StatusCode::UNAUTHORIZED,
+        "the same members file does not undo it"
+    );
+    let new = b
+        .visitor()
+        .post(
+            "/signin",
+            &[("login", "bob"), ("password", "a brand new secret")],
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::SEE_OTHER);
 }

@@ -27,6 +27,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("offer_new.html", include_str!("pages/offer_new.html")),
     ("requests.html", include_str!("pages/requests.html")),
     ("admin.html", include_str!("pages/admin.html")),
+    ("account.html", include_str!("pages/account.html")),
     ("message.html", include_str!("pages/message.html")),
     ("request_rows.html", include_str!("pages/request_rows.html")),
 ];

@@ -44,6 +44,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/signin/link/use", post(session::use_link))
         .route("/signout", post(session::sign_out))
+        .route("/account", get(session::account))
+        .route("/account/password", post(session::change_password))
         .route("/offers", get(offers::browse).post(offers::create))
         .route("/offers/new", get(offers::new_form))
         .route("/offers/{id}", get(offers::show))

@@ -264,3 +264,93 @@ pub(crate) async fn sign_out(
     );
     response
 }
+
+/// The account page: who the member is, and a form to set a password
+/// (members who came by mailed link have none yet).
+pub(crate) async fn account(State(state): State<AppState>, viewer: Viewer) -> Outcome {
+    let me = viewer.member()?.clone();
+    let id = me.id.clone();
+    let has_password = state
+        .db
+        .call(move |c| {
+            Ok(c.query_row(
+                "SELECT password_hash IS NOT NULL FROM members WHERE id = ?1",
+                [&id],
+                |r| r.get::<_, bool>(0),
+            )?)
+        })
+        .await?;
+    let mut ctx = state.context(Some(&me), &viewer.csrf);
+    ctx.insert("notice", &viewer.notice);
+    ctx.insert("has_password", &has_password);
+    render(&state, "account.html", &ctx)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordChange {
+    #[serde(default)]
+    current: String,
+    new: String,
+}
+
+/// Shortest password a member may choose.
+const MIN_PASSWORD: usize = 10;
+
+/// Sets a member's password. One already set must be given first, so a
+/// session left open on a shared computer cannot take the account over.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<PasswordChange>,
+) -> Outcome {
+    let me = viewer.member()?.clone();
+    if form.new.chars().count() < MIN_PASSWORD || form.new.len() > 1_000 {
+        return Err(Failure::Invalid("error_password_short"));
+    }
+    let now = state.clock.now();
+    if !state
+        .limiter
+        .allow(&format!("account:{}", me.id), PER_ACCOUNT, WINDOW, now)
+    {
+        return Err(Failure::RateLimited);
+    }
+    let id = me.id.clone();
+    let current: Option<String> = state
+        .db
+        .call(move |c| {
+            Ok(c.query_row(
+                "SELECT password_hash FROM members WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|e| Failure::Internal(e.into()))?;
+    let (given, new) = (form.current, form.new);
+    let hashed = tokio::task::spawn_blocking(move || {
+        if current.is_some() && !auth::verify_password(current.as_deref(), &given) {
+            return Ok(None);
+        }
+        crate::board::hash_password(&new).map(Some)
+    })
+    .await
+    .map_err(|e| Failure::Internal(e.into()))??;
+    let Some(hash) = hashed else {
+        return Err(Failure::Invalid("error_password_wrong"));
+    };
+    state
+        .db
+        .call(move |c| {
+            c.execute(
+                "UPDATE members SET password_hash = ?2 WHERE id = ?1",
+                params![me.id, hash],
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(see_other("/account?notice=password_set"))
+}
