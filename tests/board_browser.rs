@@ -291,6 +291,7 @@ fn scenario(driver: &Driver, base: &str) {
     bob.go("/offers?category=tools");
     bob.wait_text("Perceuse Bosch");
     bob.go(offer_path.split('?').next().unwrap());
+    bob.screenshot("offer-ask.png");
     bob.fill("textarea[name=message]", "Could I have it for the weekend?");
     bob.click("form[action$='/request'] button");
     bob.wait_text("Your request was sent to the owner.");
