@@ -157,8 +157,8 @@ impl Board {
 
 impl Shared {
     /// The values every page needs.
-    fn context(&self, member: Option<&routes::Member>, csrf: &str) -> tera1::Context {
-        let mut ctx = tera1::Context::new();
+    fn context(&self, member: Option<&routes::Member>, csrf: &str) -> tera::Context {
+        let mut ctx = tera::Context::new();
         ctx.insert("lang", self.config.locale.code());
         ctx.insert("association", &self.config.association);
         ctx.insert("categories", &self.config.categories);

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::DateTime;
-use tera1::{Tera, Value};
+use tera::{Kwargs, State, Tera, TeraResult};
 
 use super::i18n::Texts;
 
@@ -36,54 +36,44 @@ impl Pages {
     /// Parses every template; `{{ t(k="key") }}` in them is the text for
     /// `key` in the board's language.
     pub fn load(texts: &Texts) -> anyhow::Result<Self> {
-        let mut tera = Tera::default();
+        let mut tera = Tera::new();
         // A function rather than a context value: copying every text into
         // every page's context cost more than rendering the page.
         let map = texts.map.clone();
         tera.register_function(
             "t",
-            move |args: &std::collections::HashMap<String, Value>| {
-                let key = args
-                    .get("k")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| tera1::Error::msg("`t` needs `k`, the text's key"))?;
+            move |kwargs: Kwargs, _: &State| -> TeraResult<String> {
+                let key: &str = kwargs.must_get("k")?;
                 map.get(key)
-                    .map(|text| Value::String(text.clone()))
-                    .ok_or_else(|| tera1::Error::msg(format!("no text `{key}`")))
+                    .cloned()
+                    .ok_or_else(|| tera::Error::message(format!("no text `{key}`")))
             },
         );
-        tera.add_raw_templates(TEMPLATES.iter().copied())
-            .map_err(|e| anyhow::anyhow!("a board page template is broken: {e:?}"))?;
         tera.register_filter("day", day);
         tera.register_filter("urlencode", urlencode);
+        tera.add_raw_templates(TEMPLATES.iter().copied())
+            .map_err(|e| anyhow::anyhow!("a board page template is broken: {e}"))?;
         Ok(Self { tera })
     }
 
     /// Renders page `name`.
-    pub fn render(&self, name: &str, ctx: &tera1::Context) -> anyhow::Result<String> {
+    pub fn render(&self, name: &str, ctx: &tera::Context) -> anyhow::Result<String> {
         self.tera
             .render(name, ctx)
-            .map_err(|e| anyhow::anyhow!("cannot render `{name}`: {e:?}"))
+            .map_err(|e| anyhow::anyhow!("cannot render `{name}`: {e}"))
     }
 }
 
 /// `{{ ts | day }}`: a Unix timestamp as `YYYY-MM-DD`.
-fn day(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Result<Value> {
-    let ts = value
-        .as_i64()
-        .ok_or_else(|| tera1::Error::msg("`day` needs a timestamp"))?;
-    let text = DateTime::from_timestamp(ts, 0)
+fn day(ts: i64, _: Kwargs, _: &State) -> String {
+    DateTime::from_timestamp(ts, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
-    Ok(Value::String(text))
+        .unwrap_or_default()
 }
 
 /// `{{ text | urlencode }}`: percent-encodes everything but unreserved
-/// characters, for query strings (tera's own needs its heavy builtins).
-fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> tera1::Result<Value> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| tera1::Error::msg("`urlencode` needs text"))?;
+/// characters, for query strings.
+fn urlencode(text: &str, _: Kwargs, _: &State) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -92,7 +82,7 @@ fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> ter
             let _ = write!(out, "%{b:02X}");
         }
     }
-    Ok(Value::String(out))
+    out
 }
 
 #[cfg(test)]
@@ -100,24 +90,38 @@ fn urlencode(value: &Value, _: &std::collections::HashMap<String, Value>) -> ter
 mod tests {
     use super::*;
 
+    fn pages() -> Pages {
+        Pages::load(&Texts::load(super::super::config::Locale::En).unwrap()).unwrap()
+    }
+
     #[test]
     fn day_filter_formats_timestamps_as_dates() {
-        let v = day(
-            &Value::from(86_400 * 365),
-            &std::collections::HashMap::new(),
-        )
-        .unwrap();
-        assert_eq!(v, Value::String("1971-01-01".into()));
+        let mut ctx = tera::Context::new();
+        ctx.insert("o", &serde_json::json!({"kind": "item", "has_photo": false, "id": 1,
+            "initial": "D", "title": "Drill", "category": "tools", "owner": "A", "status": "available"}));
+        assert!(pages().render("card.html", &ctx).unwrap().contains("Drill"));
+        let mut ctx = tera::Context::new();
+        ctx.insert("ts", &(86_400 * 365));
+        let mut t = Tera::new();
+        t.register_filter("day", day);
+        t.add_raw_template("x", "{{ ts | day }}").unwrap();
+        assert_eq!(t.render("x", &ctx).unwrap(), "1971-01-01");
     }
 
     #[test]
     fn urlencode_escapes_everything_but_unreserved_characters() {
-        let v = urlencode(&Value::from("a b&c=é"), &std::collections::HashMap::new()).unwrap();
-        assert_eq!(v, Value::String("a%20b%26c%3D%C3%A9".into()));
+        let mut t = Tera::new();
+        t.register_filter("urlencode", urlencode);
+        t.add_raw_template("x", "{{ 'a b&c=é' | urlencode }}")
+            .unwrap();
+        assert_eq!(
+            t.render("x", &tera::Context::new()).unwrap(),
+            "a%20b%26c%3D%C3%A9"
+        );
     }
 
     #[test]
     fn every_template_parses() {
-        Pages::load(&Texts::load(super::super::config::Locale::En).unwrap()).unwrap();
+        pages();
     }
 }

@@ -354,7 +354,7 @@ fn lookup_session(state: &AppState, hash: Vec<u8>, now: i64) -> Result<Option<Me
 }
 
 /// Renders a page.
-pub(crate) fn render(state: &AppState, name: &str, ctx: &tera1::Context) -> Outcome {
+pub(crate) fn render(state: &AppState, name: &str, ctx: &tera::Context) -> Outcome {
     Ok(Html(state.pages.render(name, ctx)?).into_response())
 }
 

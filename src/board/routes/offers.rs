@@ -189,7 +189,7 @@ pub(crate) async fn browse(
         };
         let more = cards.len() > PAGE_SIZE;
         let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
-        let mut ctx = tera1::Context::new();
+        let mut ctx = tera::Context::new();
         ctx.insert("offers", &cards);
         let list = Cached {
             html: state.pages.render("cards.html", &ctx)?.into(),
