@@ -3,6 +3,7 @@
 
 mod catalog;
 mod check;
+mod dns;
 mod schema;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => check::run(global, args),
         Command::Schema => schema::run(global),
         Command::Catalog(cmd) => catalog::run(global, cmd),
+        Command::Dns(args) => dns::run(global, args),
     }
 }
 
