@@ -278,71 +278,15 @@ pub fn records(manifest: &Manifest, dkim_public: Option<&str>) -> Records {
     }
 
     if let Some(mail) = &mail {
-        records.push(Record::new(
+        let addresses: Vec<IpAddr> = [ipv4, ipv6].into_iter().flatten().collect();
+        records.extend(mail_records(
             &domain,
-            Value::Mx {
-                preference: 10,
-                exchange: mail.clone(),
-            },
-            format!("MX: mail for `@{domain}` is delivered to {mail}"),
+            mail,
+            &association.contact,
+            &addresses,
+            dkim_public,
+            &hosts,
         ));
-        let mut spf = String::from("v=spf1 mx");
-        if let Some(ip) = ipv4 {
-            let _ = write!(spf, " ip4:{ip}");
-        }
-        if let Some(ip) = ipv6 {
-            let _ = write!(spf, " ip6:{ip}");
-        }
-        spf.push_str(" -all");
-        records.push(Record::new(
-            &domain,
-            Value::Txt(spf),
-            "SPF: only the association's own mail server sends mail from its addresses",
-        ));
-        if let Some(key) = dkim_public {
-            records.push(Record::new(
-                &format!("{DKIM_SELECTOR}._domainkey.{domain}"),
-                Value::Txt(format!("v=DKIM1; k=rsa; p={key}")),
-                "DKIM: the public key receivers check the mail server's signatures with",
-            ));
-        }
-        records.push(Record::new(
-            &format!("_dmarc.{domain}"),
-            Value::Txt(format!(
-                "v=DMARC1; p=quarantine; rua=mailto:{}",
-                association.contact
-            )),
-            format!(
-                "DMARC: mail that fails SPF and DKIM goes to spam; reports go to {}",
-                association.contact
-            ),
-        ));
-        let autoconfig = format!("autoconfig.{domain}");
-        // A CNAME cannot sit beside other records: a service on that very
-        // host keeps its address records instead.
-        if !hosts.iter().any(|(h, _)| *h == autoconfig) {
-            records.push(Record::new(
-                &autoconfig,
-                Value::Cname(mail.clone()),
-                "autoconfig: mail clients like Thunderbird find the server settings by themselves",
-            ));
-        }
-        for (service, port, what) in [
-            ("_submissions._tcp", 465, "sending mail (TLS)"),
-            ("_submission._tcp", 587, "sending mail (STARTTLS)"),
-            ("_imaps._tcp", 993, "reading mail (IMAP over TLS)"),
-        ] {
-            records.push(Record::new(
-                &format!("{service}.{domain}"),
-                Value::Srv {
-                    priority: 0,
-                    weight: 1,
-                    port,
-                    target: mail.clone(),
-                },
-                format!("mail clients find the server for {what} on port {port}"),
-            ));
-        }
     }
 
     Records {
@@ -350,6 +294,80 @@ pub fn records(manifest: &Manifest, dkim_public: Option<&str>) -> Records {
         records,
         notes,
     }
+}
+
+/// The records mail needs: where it is delivered (MX), who may send it
+/// (SPF), how its signatures are checked (DKIM), what receivers do with
+/// mail that fails both (DMARC), and how mail clients find the server.
+fn mail_records(
+    domain: &str,
+    mail: &str,
+    contact: &str,
+    addresses: &[IpAddr],
+    dkim_public: Option<&str>,
+    hosts: &[(String, &str)],
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    records.push(Record::new(
+        domain,
+        Value::Mx {
+            preference: 10,
+            exchange: mail.to_string(),
+        },
+        format!("MX: mail for `@{domain}` is delivered to {mail}"),
+    ));
+    let mut spf = String::from("v=spf1 mx");
+    for ip in addresses {
+        let _ = match ip {
+            IpAddr::V4(ip) => write!(spf, " ip4:{ip}"),
+            IpAddr::V6(ip) => write!(spf, " ip6:{ip}"),
+        };
+    }
+    spf.push_str(" -all");
+    records.push(Record::new(
+        domain,
+        Value::Txt(spf),
+        "SPF: only the association's own mail server sends mail from its addresses",
+    ));
+    if let Some(key) = dkim_public {
+        records.push(Record::new(
+            &format!("{DKIM_SELECTOR}._domainkey.{domain}"),
+            Value::Txt(format!("v=DKIM1; k=rsa; p={key}")),
+            "DKIM: the public key receivers check the mail server's signatures with",
+        ));
+    }
+    records.push(Record::new(
+        &format!("_dmarc.{domain}"),
+        Value::Txt(format!("v=DMARC1; p=quarantine; rua=mailto:{contact}")),
+        format!("DMARC: mail that fails SPF and DKIM goes to spam; reports go to {contact}"),
+    ));
+    let autoconfig = format!("autoconfig.{domain}");
+    // A CNAME cannot sit beside other records: a service on that very
+    // host keeps its address records instead.
+    if !hosts.iter().any(|(h, _)| *h == autoconfig) {
+        records.push(Record::new(
+            &autoconfig,
+            Value::Cname(mail.to_string()),
+            "autoconfig: mail clients like Thunderbird find the server settings by themselves",
+        ));
+    }
+    for (service, port, what) in [
+        ("_submissions._tcp", 465, "sending mail (TLS)"),
+        ("_submission._tcp", 587, "sending mail (STARTTLS)"),
+        ("_imaps._tcp", 993, "reading mail (IMAP over TLS)"),
+    ] {
+        records.push(Record::new(
+            &format!("{service}.{domain}"),
+            Value::Srv {
+                priority: 0,
+                weight: 1,
+                port,
+                target: mail.to_string(),
+            },
+            format!("mail clients find the server for {what} on port {port}"),
+        ));
+    }
+    records
 }
 
 /// `name` as a zone file with `$ORIGIN origin.` writes it: `@` for the
