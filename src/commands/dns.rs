@@ -15,7 +15,7 @@ use crate::cli::{DnsArgs, Format, GlobalArgs};
 use crate::dns::check::{self, Finding, LookupError, Resolver, Status};
 use crate::dns::{self, Records, relative_name};
 use crate::manifest::{self, Manifest};
-use crate::secrets::{Store, generate, state_dir};
+use crate::secrets::{SecretsError, Store, generate, state_dir};
 use crate::{Outcome, UsageError};
 
 /// Version of the JSON shapes `dns --format json` prints; raised only when a
@@ -112,8 +112,17 @@ fn dkim_public_key(
     if !manifest.services.contains_key(dns::MAIL_ROLE) {
         return Ok(None);
     }
-    let mut store = Store::open(&state_dir(path), global.identity.as_deref())
-        .context("cannot read the secrets, which hold the DKIM key")?;
+    let mut store = match Store::open(&state_dir(path), global.identity.as_deref()) {
+        Ok(store) => store,
+        Err(e @ SecretsError::NeedIdentity { .. }) => {
+            return Err(UsageError::new(
+                format!("cannot read the DKIM key: {e}"),
+                Some("give the age identity that decrypts it with `--identity FILE`".to_string()),
+            )
+            .into());
+        }
+        Err(e) => return Err(e).context("cannot read the secrets, which hold the DKIM key"),
+    };
     let key = store.get_or_create(dns::DKIM_SECRET, generate::dkim_key);
     if store.changed() {
         store

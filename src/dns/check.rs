@@ -279,21 +279,24 @@ pub struct Finding {
 }
 
 /// Compares every record with what `lookup` answers. Fails only when the
-/// resolver answered no question at all.
+/// resolver cannot be reached at all (it does not answer the first question).
 pub fn compare(records: &[Record], lookup: &impl Lookup) -> Result<Vec<Finding>, LookupError> {
     // One question per name and type: the records of one set are judged together.
     let mut questions: BTreeMap<(String, Kind), Result<Vec<Value>, LookupError>> = BTreeMap::new();
     for r in records {
-        questions
-            .entry((r.name.clone(), r.kind()))
-            .or_insert_with(|| lookup.lookup(&r.name, r.kind()));
-    }
-    if let Some(Err(e @ LookupError::Unreachable { .. })) = questions.values().next()
-        && questions
-            .values()
-            .all(|a| matches!(a, Err(LookupError::Unreachable { .. })))
-    {
-        return Err(e.clone());
+        let key = (r.name.clone(), r.kind());
+        if questions.contains_key(&key) {
+            continue;
+        }
+        let answer = lookup.lookup(&r.name, r.kind());
+        // A resolver that does not answer the first question has already
+        // had its retries: asking a dozen more would only make people wait.
+        if questions.is_empty()
+            && let Err(e @ LookupError::Unreachable { .. }) = answer
+        {
+            return Err(e);
+        }
+        questions.insert(key, answer);
     }
 
     Ok(records
