@@ -311,7 +311,7 @@ fn print_check(
                     "ok: `{}.` {} {}",
                     r.name,
                     r.kind(),
-                    r.value.zone_data()
+                    short(&r.value.presentation())
                 )?;
             }
             continue;
@@ -352,4 +352,16 @@ fn print_check(
         )?;
     }
     Ok(())
+}
+
+/// A value cut to fit on a line: a DKIM key in full says nothing more when
+/// it matches.
+fn short(value: &str) -> String {
+    const MAX: usize = 60;
+    if value.chars().count() <= MAX {
+        value.to_string()
+    } else {
+        let head: String = value.chars().take(MAX - 1).collect();
+        format!("{head}…")
+    }
 }
