@@ -278,6 +278,24 @@ pub fn records(manifest: &Manifest, dkim_public: Option<&str>) -> Records {
     }
 
     if let Some(mail) = &mail {
+        let contact_domain = association
+            .contact
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        if contact_domain != domain && !contact_domain.ends_with(&format!(".{domain}")) {
+            // RFC 7489 section 7.1: reports for another domain are sent only
+            // when that domain agrees to receive them.
+            notes.push(Note {
+                message: format!(
+                    "DMARC reports go to `{}`, outside {domain}: receivers send them only if {contact_domain} publishes `{domain}._report._dmarc.{contact_domain}. TXT \"v=DMARC1\"`",
+                    association.contact
+                ),
+                hint: format!(
+                    "make `association.contact` an address in {domain}, or ask whoever runs {contact_domain}'s DNS to add that record"
+                ),
+            });
+        }
         let addresses: Vec<IpAddr> = [ipv4, ipv6].into_iter().flatten().collect();
         records.extend(mail_records(
             &domain,
@@ -546,6 +564,21 @@ mod tests {
             ["pret.tilleuls.example.org A 198.51.100.4"]
         );
         assert!(records.notes.is_empty());
+    }
+
+    #[test]
+    fn a_contact_outside_the_domain_is_told_about_dmarc_reports() {
+        let mut manifest = example("full-association.yaml");
+        manifest.association.contact = "bureau@example.net".to_string();
+        let records = records(&manifest, Some("KEY"));
+        assert_eq!(records.notes.len(), 1);
+        assert!(
+            records.notes[0]
+                .message
+                .contains("`amis-quartier.org._report._dmarc.example.net. TXT \"v=DMARC1\"`"),
+            "{:?}",
+            records.notes
+        );
     }
 
     #[test]
