@@ -104,6 +104,66 @@ pub enum Command {
     /// and reports each record that is missing or different: exits 0 when
     /// all are in place, 1 when some are not, 2 when no resolver answers.
     Dns(DnsArgs),
+
+    /// Write every rendered configuration file and the desired state.
+    ///
+    /// Secrets missing from `.voisin/secrets.yaml` are generated first. Two
+    /// runs give byte-identical output. Files holding secrets are written
+    /// with mode 0600.
+    Render(RenderArgs),
+
+    /// The association's secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
+    /// The association's members.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+/// Arguments of `voisin render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Where to write (default: `.voisin/rendered` beside the manifest). A
+    /// folder that is not empty must have been written by `voisin render`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Also write `compose.yaml`, an equivalent docker-compose file.
+    #[arg(long)]
+    pub compose: bool,
+}
+
+/// `voisin secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Write `.voisin/secrets.yaml.age`, an age-encrypted copy of every
+    /// secret that can be committed beside the manifest.
+    ///
+    /// voisin reads it back when the plain file is missing, with the
+    /// identity given by `--identity` (or `VOISIN_AGE_IDENTITY`).
+    Encrypt {
+        /// An age public key (`age1…`) that may decrypt the copy; repeat for several.
+        #[arg(
+            long = "recipient",
+            short = 'r',
+            value_name = "AGE_KEY",
+            required = true
+        )]
+        recipients: Vec<String>,
+    },
+}
+
+/// `voisin members …`
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Print one member's initial credentials, to hand over to them.
+    ///
+    /// The only command that prints a secret, and only that member's.
+    Credentials {
+        /// The member's id in the manifest.
+        id: String,
+    },
 }
 
 /// Arguments of `voisin check`.

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod document;
 pub mod manifest;
 pub mod names;
+pub mod render;
 pub mod secrets;
 pub mod units;
 

@@ -57,7 +57,8 @@ pub fn load(source: &Source) -> Result<Loaded, LoadError> {
     let schema = entry_schema();
     let mut catalog = Catalog {
         origin,
-        templates: templates.into_iter().collect(),
+        templates: templates.iter().map(|(name, _)| name.clone()).collect(),
+        template_sources: templates.into_iter().collect(),
         ..Catalog::default()
     };
     let mut documents = BTreeMap::new();
@@ -108,9 +109,13 @@ pub fn load(source: &Source) -> Result<Loaded, LoadError> {
     }
 }
 
+/// Entry files as (name shown in messages, file stem, text).
 type Files = Vec<(String, String, String)>;
 
-fn built_in() -> (String, Files, Vec<String>) {
+/// Template files as (`ENTRY/PATH`, text).
+type Sources = Vec<(String, String)>;
+
+fn built_in() -> (String, Files, Sources) {
     let mut files = Vec::new();
     for file in BUILT_IN_ENTRIES.files() {
         let path = file.path();
@@ -130,16 +135,19 @@ fn built_in() -> (String, Files, Vec<String>) {
     ("the built-in catalog".to_string(), files, templates)
 }
 
-fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<String>) {
+fn collect_embedded(dir: &Dir<'_>, out: &mut Sources) {
     for file in dir.files() {
-        out.push(file.path().to_string_lossy().into_owned());
+        out.push((
+            file.path().to_string_lossy().into_owned(),
+            file.contents_utf8().unwrap_or_default().to_string(),
+        ));
     }
     for sub in dir.dirs() {
         collect_embedded(sub, out);
     }
 }
 
-fn from_dir(dir: &Path) -> Result<(String, Files, Vec<String>), LoadError> {
+fn from_dir(dir: &Path) -> Result<(String, Files, Sources), LoadError> {
     let unreadable = |reason: String| LoadError::Unreadable {
         dir: dir.to_path_buf(),
         reason,
@@ -174,13 +182,16 @@ fn from_dir(dir: &Path) -> Result<(String, Files, Vec<String>), LoadError> {
     ))
 }
 
-fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+fn collect_dir(base: &Path, dir: &Path, out: &mut Sources) -> std::io::Result<()> {
     for item in std::fs::read_dir(dir)? {
         let path = item?.path();
         if path.is_dir() {
             collect_dir(base, &path, out)?;
         } else if let Ok(relative) = path.strip_prefix(base) {
-            out.push(relative.to_string_lossy().into_owned());
+            out.push((
+                relative.to_string_lossy().into_owned(),
+                std::fs::read_to_string(&path)?,
+            ));
         }
     }
     Ok(())

@@ -36,6 +36,11 @@ pub struct Entry {
     #[serde(default = "yes")]
     pub needs_host: bool,
 
+    /// Whether it sends mail: it then gets a mail account `ROLE@DOMAIN` on
+    /// the association's mail service, and joins that service's network.
+    #[serde(default)]
+    pub sends_mail: bool,
+
     /// Settings a manifest may give under the service's `settings:`.
     #[serde(default)]
     pub settings: BTreeMap<String, Setting>,
@@ -43,31 +48,275 @@ pub struct Entry {
     /// The containers it runs, by name.
     #[serde(default)]
     pub containers: BTreeMap<String, Container>,
+
+    /// Commands run in a container once it is healthy: how members become
+    /// accounts, apps get installed. Each is skipped when its `unless`
+    /// command succeeds, so running them again changes nothing.
+    #[serde(default)]
+    pub after_start: Vec<Step>,
+
+    /// How to back the service up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSteps>,
+
+    /// How to restore it from a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSteps>,
 }
 
 fn yes() -> bool {
     true
 }
 
-/// A container of an entry.
+/// A container of an entry. Text values may use templates (`{{ service.host }}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Container {
     /// The image, pinned by tag (and digest where known): never `latest`.
     pub image: String,
 
+    /// Replaces the image's command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+
+    /// Replaces the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+
+    /// The user the container runs as (`uid` or `uid:gid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+
+    /// The container's host name (`{{ service.host }}` for mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+
     /// Environment variables. Secrets never appear here literally: they are
     /// given as files (`secrets:`) and named through `_FILE` variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 
-    /// Secrets the container reads, by name; voisin generates each one.
+    /// Secrets the container reads, by name: each is generated once, kept
+    /// in `.voisin/secrets.yaml` as `SERVICE.NAME`, and placed in
+    /// `/run/secrets/NAME` (mode 0400).
     #[serde(default)]
     pub secrets: Vec<String>,
 
     /// Configuration files rendered from templates into the container.
     #[serde(default)]
     pub files: Vec<TemplateFile>,
+
+    /// The service's volumes this container mounts: volume name → path.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, String>,
+
+    /// Volumes of the service in another role, mounted read-only (the mail
+    /// server reads the proxy's certificates).
+    #[serde(default)]
+    pub borrow: Vec<Borrowed>,
+
+    /// In-memory file systems, for containers whose root is read-only.
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+
+    /// Ports published on the machine, as `HOST:CONTAINER` or
+    /// `HOST:CONTAINER/udp`.
+    #[serde(default)]
+    pub ports: Vec<String>,
+
+    /// The web port the proxy sends the service's host to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+
+    /// How voisin tells that the container works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+
+    /// Containers of the same entry that must be healthy first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+
+    /// What the container may use.
+    pub limits: Limits,
+
+    /// Privileges beyond the hardened default (no new privileges, every
+    /// capability dropped).
+    #[serde(default)]
+    pub security: Security,
+
+    /// How long the container gets to stop before it is killed, like `60s`.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace: String,
+}
+
+fn default_stop_grace() -> String {
+    "10s".into()
+}
+
+/// A volume of another role's service, mounted read-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Borrowed {
+    /// The role of the service that owns the volume.
+    pub role: String,
+    /// The volume's name in that service's entry.
+    pub volume: String,
+    /// Where it is mounted.
+    pub path: String,
+}
+
+/// A route from the service's host to a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The container's HTTP port.
+    pub port: u16,
+    /// Redirect `/.well-known/caldav` and `carddav` to this path (Nextcloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dav_redirect: Option<String>,
+}
+
+/// A health check run inside the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// The command; exit 0 means healthy.
+    pub test: Vec<String>,
+    /// Time between checks.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// How long one check may take.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// Failures in a row before the container counts as unhealthy.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Time after start during which failures do not count.
+    #[serde(default = "default_start_period")]
+    pub start_period: String,
+}
+
+fn default_interval() -> String {
+    "10s".into()
+}
+fn default_timeout() -> String {
+    "5s".into()
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_start_period() -> String {
+    "10s".into()
+}
+
+/// Resource limits; every container has them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory, like `512 MB` (a template may choose it from settings).
+    pub memory: String,
+    /// Processes and threads.
+    pub pids: u32,
+}
+
+/// Privileges beyond the hardened default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// Capabilities the image needs (all others are dropped).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Whether the root file system can be read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A command run in one of the entry's containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// What it is for, shown while it runs.
+    pub doc: String,
+    /// The container it runs in.
+    pub container: String,
+    /// The user it runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Run once per member (with `member` in the templates) instead of once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_members: Option<Members>,
+    /// Run once per item of this list setting, with `item` in the templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_items_of: Option<String>,
+    /// The command.
+    pub command: Vec<String>,
+    /// Skip the step when this command succeeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unless: Vec<String>,
+    /// Environment for the command; values may name secrets.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Which members a step runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Members {
+    /// Every member.
+    All,
+    /// Members with the `admin` role.
+    Admins,
+    /// Members with a mailbox.
+    Mailboxes,
+}
+
+/// How to back a service up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSteps {
+    /// Commands before (maintenance mode on).
+    #[serde(default)]
+    pub before: Vec<Step>,
+    /// Dumps: each command's standard output is stored as `file`.
+    #[serde(default)]
+    pub dumps: Vec<Dump>,
+    /// The service's volumes to archive.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Commands after, always run, even when the backup failed.
+    #[serde(default)]
+    pub after: Vec<Step>,
+}
+
+/// A dump taken by a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dump {
+    /// The container it runs in.
+    pub container: String,
+    /// The user it runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The command; its standard output is the dump, and a non-zero exit
+    /// fails the backup.
+    pub command: Vec<String>,
+    /// The file name the dump is stored under.
+    pub file: String,
+}
+
+/// How to restore a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreSteps {
+    /// Commands before the volumes are put back.
+    #[serde(default)]
+    pub before: Vec<Step>,
+    /// Loads: each command reads a dump `file` on its standard input.
+    #[serde(default)]
+    pub loads: Vec<Dump>,
+    /// Commands after, once the service is healthy again.
+    #[serde(default)]
+    pub after: Vec<Step>,
 }
 
 /// A configuration file rendered from a template.
@@ -78,6 +327,23 @@ pub struct TemplateFile {
     pub template: String,
     /// Where the rendered file goes inside the container.
     pub path: String,
+    /// Its mode, like `0644`.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Its owner inside the container, as `uid:gid`.
+    #[serde(default = "default_owner")]
+    pub owner: String,
+    /// Whether it holds secrets: then it is rendered with the secrets in
+    /// its context, and written 0600 wherever voisin writes it.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+fn default_mode() -> String {
+    "0644".into()
+}
+fn default_owner() -> String {
+    "0:0".into()
 }
 
 /// A loaded catalog.
@@ -87,6 +353,8 @@ pub struct Catalog {
     pub entries: BTreeMap<String, Entry>,
     /// Template files present, as `ENTRY/relative/path`.
     pub templates: BTreeSet<String>,
+    /// Their text, by the same names.
+    pub template_sources: BTreeMap<String, String>,
     /// Where it was read from, for messages.
     pub origin: String,
 }

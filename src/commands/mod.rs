@@ -4,7 +4,10 @@
 mod catalog;
 mod check;
 mod dns;
+mod members;
+mod render;
 mod schema;
+mod secrets;
 
 use std::path::PathBuf;
 
@@ -23,6 +26,9 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Schema => schema::run(global),
         Command::Catalog(cmd) => catalog::run(global, cmd),
         Command::Dns(args) => dns::run(global, args),
+        Command::Render(args) => render::run(global, args),
+        Command::Secrets(cmd) => secrets::run(global, cmd),
+        Command::Members(cmd) => members::run(global, cmd),
     }
 }
 
@@ -48,6 +54,65 @@ fn load_catalog(global: &GlobalArgs) -> anyhow::Result<Result<Loaded, Outcome>> 
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A valid manifest with its catalog and secrets, ready to render.
+pub struct Bundle {
+    /// Where the manifest is.
+    pub path: PathBuf,
+    /// The manifest.
+    pub manifest: crate::manifest::Manifest,
+    /// The catalog in use.
+    pub catalog: crate::catalog::Catalog,
+    /// The manifest's secrets.
+    pub secrets: crate::secrets::Store,
+}
+
+/// Loads the manifest, checks it, and opens its secrets. An invalid
+/// manifest is reported as `check` reports it, and gives the outcome to
+/// return; nothing is rendered from it.
+pub fn load_bundle(global: &GlobalArgs) -> anyhow::Result<Result<Bundle, Outcome>> {
+    let loaded = match load_catalog(global)? {
+        Ok(loaded) => loaded,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    let path = manifest_path(global);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        crate::UsageError::new(
+            format!("cannot read the manifest `{}`: {e}", path.display()),
+            Some("give the manifest with `-f FILE`, or run voisin where `voisin.yaml` is".into()),
+        )
+    })?;
+    let checked = crate::manifest::check(&path.display().to_string(), &text, &loaded.catalog);
+    let valid = checked.is_valid();
+    let Some(manifest) = checked.manifest.filter(|_| valid) else {
+        let mut out = std::io::stderr().lock();
+        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
+            writeln!(out, "{}", d.render())?;
+        }
+        writeln!(
+            out,
+            "{}: invalid; nothing was done (run `voisin check` for details)",
+            path.display()
+        )?;
+        return Ok(Err(Outcome::Failed));
+    };
+    let secrets = crate::secrets::Store::open(&crate::secrets::state_dir(&path), global.identity.as_deref())
+        .map_err(|e| {
+            let hint = match &e {
+                crate::secrets::SecretsError::NeedIdentity { .. } => {
+                    Some("give the age identity that can decrypt it: `--identity FILE` or `VOISIN_AGE_IDENTITY`".to_string())
+                }
+                _ => None,
+            };
+            anyhow::Error::new(crate::UsageError::new(e.to_string(), hint))
+        })?;
+    Ok(Ok(Bundle {
+        path,
+        manifest,
+        catalog: loaded.catalog,
+        secrets,
+    }))
 }
 
 /// The manifest the command line names.

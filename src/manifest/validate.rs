@@ -576,7 +576,9 @@ impl<'a> Validator<'a> {
         let manifest = self.manifest;
         let Some(proxy) = &manifest.proxy else {
             if self.catalog.get(&super::default_proxy()).is_none()
-                && self.manifest.services.values().any(|s| s.host.is_some())
+                && self.manifest.services.values().any(|s| {
+                    s.host.is_some() && self.catalog.get(&s.entry).is_some_and(|e| e.needs_host)
+                })
             {
                 self.push(
                     Diagnostic::error(

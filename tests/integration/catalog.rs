@@ -120,7 +120,7 @@ fn lint_rejects_unpinned_images_literal_secrets_and_missing_templates() {
             "unpinned-image 20:12 containers.app.image",
             "literal-secret 22:20 containers.app.env.DB_PASSWORD",
             "missing-template 27:19 containers.app.files[1].template",
-            "unpinned-image 30:12 containers.worker.image",
+            "unpinned-image 31:12 containers.worker.image",
             "literal-secret 9:14 settings.admin_password.default",
             "setting-shape 11:3 settings.colour",
             "bad-default 16:14 settings.size.default",

@@ -5,5 +5,6 @@ mod catalog;
 mod check;
 mod dns;
 mod examples;
+mod render;
 mod schema;
 mod support;

@@ -1,0 +1,584 @@
+//! Resolve and render: manifest + catalog + secrets → [`DesiredState`].
+//!
+//! Pure apart from the secrets store, which generates what is missing the
+//! first time; given the same secrets, the same manifest always renders to
+//! the same bytes. Nothing here talks to Docker.
+
+pub mod compose;
+pub mod context;
+pub mod state;
+pub mod templates;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tera::Context;
+
+use crate::catalog::{Catalog, Container, Entry, Members, Step};
+use crate::manifest::{Manifest, default_proxy};
+use crate::secrets::{Secret, Store, generate};
+use crate::units;
+use context::{Inputs, ServiceView};
+pub use state::DesiredState;
+use state::{
+    Attachment, ContainerSpec, Content, Exec, FileSpec, HealthSpec, Mount, Network, Port, Route,
+    Volume,
+};
+use templates::Templates;
+
+/// Why a manifest could not be rendered. The manifest has been checked
+/// first, so these are problems of the catalog's entries and templates.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A template failed: tera names the variable and shows the line.
+    #[error("cannot render {what} of the catalog entry `{entry}`:\n{message}")]
+    Template {
+        /// The catalog entry.
+        entry: String,
+        /// Which template or field.
+        what: String,
+        /// tera's report (template text only, never a value).
+        message: String,
+    },
+    /// A rendered value does not fit where it goes.
+    #[error("the catalog entry `{entry}` gives {what} `{value}`, which {why}")]
+    Value {
+        /// The catalog entry.
+        entry: String,
+        /// Which field.
+        what: String,
+        /// The value (never a secret: only fields without secrets are checked).
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// One service of the bundle: its role, manifest section and catalog entry.
+struct Active<'a> {
+    role: String,
+    entry: &'a Entry,
+    host: Option<String>,
+    settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// Renders `manifest` with `catalog`, taking secrets from `secrets` and
+/// generating those that are missing.
+pub fn render(
+    manifest: &Manifest,
+    catalog: &Catalog,
+    secrets: &mut Store,
+) -> Result<DesiredState, RenderError> {
+    let active = active_services(manifest, catalog);
+    let slug = slug(&manifest.association.domain);
+    let mut inputs = Inputs::new(manifest, &slug, &active_views(&active), secrets);
+    let mut templates = Templates::new();
+    for (name, source) in &catalog.template_sources {
+        templates
+            .add_file(name, source)
+            .map_err(|e| RenderError::Template {
+                entry: name.split('/').next().unwrap_or_default().to_string(),
+                what: format!("the template `templates/{name}`"),
+                message: e.to_string(),
+            })?;
+    }
+
+    let routes = routes(&slug, &active);
+    let mut state = DesiredState {
+        association: slug.clone(),
+        domain: manifest.association.domain.clone(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        containers: Vec::new(),
+        routes: routes.clone(),
+        after_start: Vec::new(),
+    };
+    state.networks.push(Network {
+        name: format!("{slug}-edge"),
+        subnet: Some(inputs.edge_subnet.clone()),
+        labels: labels(manifest, None, None),
+    });
+    let present: BTreeSet<&str> = active.iter().map(|a| a.role.as_str()).collect();
+    for service in &active {
+        state.networks.push(Network {
+            name: format!("{slug}-{}", service.role),
+            subnet: None,
+            labels: labels(manifest, Some(&service.role), None),
+        });
+        let mut renderer = ServiceRenderer {
+            manifest,
+            slug: &slug,
+            service,
+            templates: &mut templates,
+            present: &present,
+            mail_role: active
+                .iter()
+                .find(|a| a.role == "mail")
+                .map(|a| (a.role.as_str(), a.entry)),
+        };
+        let context = inputs.context(&service_view(service), &routes, false);
+        let secret_context = inputs.context(&service_view(service), &routes, true);
+        let mut volumes = BTreeSet::new();
+        let mut containers = Vec::new();
+        for (name, container) in &service.entry.containers {
+            volumes.extend(container.volumes.keys().cloned());
+            containers.push(renderer.container(
+                name,
+                container,
+                &context,
+                &secret_context,
+                inputs.store(),
+            )?);
+        }
+        for volume in volumes {
+            state.volumes.push(Volume {
+                name: format!("{slug}-{}-{volume}", service.role),
+                service: service.role.clone(),
+                labels: labels(manifest, Some(&service.role), None),
+            });
+        }
+        state.containers.extend(in_dependency_order(containers));
+        state.after_start.extend(renderer.steps(
+            &service.entry.after_start,
+            &context,
+            &secret_context,
+        )?);
+    }
+    for container in &mut state.containers {
+        let hash = container.spec_hash();
+        container.labels.insert("voisin.spec".into(), hash);
+    }
+    Ok(state)
+}
+
+/// The association's short name: the first label of its domain.
+pub fn slug(domain: &str) -> String {
+    domain.split('.').next().unwrap_or(domain).to_string()
+}
+
+fn labels(
+    manifest: &Manifest,
+    service: Option<&str>,
+    container: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert(
+        "voisin.association".into(),
+        manifest.association.domain.clone(),
+    );
+    if let Some(s) = service {
+        labels.insert("voisin.service".into(), s.to_string());
+    }
+    if let Some(c) = container {
+        labels.insert("voisin.container".into(), c.to_string());
+    }
+    labels
+}
+
+fn active_services<'a>(manifest: &'a Manifest, catalog: &'a Catalog) -> Vec<Active<'a>> {
+    let mut active = Vec::new();
+    for (role, service) in &manifest.services {
+        if let Some(entry) = catalog.get(&service.entry) {
+            active.push(Active {
+                role: role.clone(),
+                entry,
+                // A host given to an entry without one is ignored (`check`
+                // warns about it).
+                host: service.host.clone().filter(|_| entry.needs_host),
+                settings: with_defaults(entry, &service.settings),
+            });
+        }
+    }
+    let wants_proxy = active.iter().any(|a| a.host.is_some());
+    if wants_proxy {
+        let (name, given) = manifest
+            .proxy
+            .as_ref()
+            .map_or((default_proxy(), BTreeMap::new()), |p| {
+                (p.entry.clone(), p.settings.clone())
+            });
+        if let Some(entry) = catalog.get(&name) {
+            active.push(Active {
+                role: "proxy".into(),
+                entry,
+                host: None,
+                settings: with_defaults(entry, &given),
+            });
+        }
+    }
+    active.sort_by(|a, b| a.role.cmp(&b.role));
+    active
+}
+
+fn with_defaults(
+    entry: &Entry,
+    given: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, serde_json::Value> {
+    entry
+        .settings
+        .iter()
+        .filter_map(|(name, setting)| {
+            given
+                .get(name)
+                .or(setting.default.as_ref())
+                .map(|v| (name.clone(), v.clone()))
+        })
+        .collect()
+}
+
+fn service_view(service: &Active<'_>) -> ServiceView {
+    ServiceView {
+        role: service.role.clone(),
+        entry: service.entry.name.clone(),
+        host: service.host.clone(),
+        settings: service.settings.clone(),
+        sends_mail: service.entry.sends_mail,
+    }
+}
+
+fn active_views(active: &[Active<'_>]) -> Vec<ServiceView> {
+    active.iter().map(service_view).collect()
+}
+
+/// The web routes: each service's host to its container with a `route`.
+fn routes(slug: &str, active: &[Active<'_>]) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for service in active {
+        let Some(host) = &service.host else { continue };
+        for (name, container) in &service.entry.containers {
+            if let Some(route) = &container.route {
+                routes.push(Route {
+                    name: service.role.clone(),
+                    host: host.clone(),
+                    url: format!("http://{slug}-{}-{name}:{}", service.role, route.port),
+                    dav_redirect: route.dav_redirect.clone(),
+                });
+            }
+        }
+    }
+    routes
+}
+
+/// Orders a service's containers so that each comes after those it depends on.
+fn in_dependency_order(mut pending: Vec<ContainerSpec>) -> Vec<ContainerSpec> {
+    let mut ordered: Vec<ContainerSpec> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|c| {
+                c.depends_on
+                    .iter()
+                    .all(|d| ordered.iter().any(|o| &o.name == d))
+            })
+            .unwrap_or(0);
+        ordered.push(pending.remove(ready));
+    }
+    ordered
+}
+
+struct ServiceRenderer<'r, 'a> {
+    manifest: &'a Manifest,
+    slug: &'a str,
+    service: &'a Active<'a>,
+    templates: &'r mut Templates,
+    present: &'r BTreeSet<&'a str>,
+    mail_role: Option<(&'a str, &'a Entry)>,
+}
+
+impl ServiceRenderer<'_, '_> {
+    fn entry(&self) -> &str {
+        &self.service.entry.name
+    }
+
+    fn full_name(&self, container: &str) -> String {
+        format!("{}-{}-{container}", self.slug, self.service.role)
+    }
+
+    fn text(&mut self, what: &str, source: &str, context: &Context) -> Result<String, RenderError> {
+        let owner = self.entry().to_string();
+        self.templates
+            .render_str(&owner, source, context)
+            .map_err(|e| RenderError::Template {
+                entry: owner,
+                what: what.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    fn list(
+        &mut self,
+        what: &str,
+        items: &[String],
+        context: &Context,
+    ) -> Result<Vec<String>, RenderError> {
+        items.iter().map(|i| self.text(what, i, context)).collect()
+    }
+
+    fn invalid(&self, what: &str, value: &str, why: impl Into<String>) -> RenderError {
+        RenderError::Value {
+            entry: self.entry().to_string(),
+            what: what.to_string(),
+            value: value.to_string(),
+            why: why.into(),
+        }
+    }
+
+    fn seconds(&self, what: &str, text: &str) -> Result<u64, RenderError> {
+        units::parse_duration(text)
+            .map(|d| d.as_secs())
+            .map_err(|e| self.invalid(what, text, e.message))
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn container(
+        &mut self,
+        name: &str,
+        spec: &Container,
+        context: &Context,
+        secret_context: &Context,
+        store: &mut Store,
+    ) -> Result<ContainerSpec, RenderError> {
+        let full = self.full_name(name);
+        let at = |field: &str| format!("`containers.{name}.{field}`");
+        let mut env = BTreeMap::new();
+        for (key, value) in &spec.env {
+            env.insert(
+                key.clone(),
+                self.text(&at(&format!("env.{key}")), value, context)?,
+            );
+        }
+        let mut files = Vec::new();
+        for file in &spec.files {
+            let path = self.text(&at("files.path"), &file.path, context)?;
+            let template = format!("{}/{}", self.entry(), file.template);
+            let rendered = self
+                .templates
+                .render_file(
+                    &template,
+                    if file.secret { secret_context } else { context },
+                )
+                .map_err(|e| RenderError::Template {
+                    entry: self.entry().to_string(),
+                    what: format!("the template `templates/{template}`"),
+                    message: e.to_string(),
+                })?;
+            let (uid, gid) = owner(&file.owner)
+                .ok_or_else(|| self.invalid(&at("files.owner"), &file.owner, "is not `uid:gid`"))?;
+            files.push(FileSpec {
+                path,
+                mode: file.mode.clone(),
+                uid,
+                gid,
+                content: if file.secret {
+                    Content::Secret(Secret::new(rendered))
+                } else {
+                    Content::Text(rendered)
+                },
+            });
+        }
+        for secret in &spec.secrets {
+            let value = store.get_or_create(
+                &format!("{}.{secret}", self.service.role),
+                generate::password,
+            );
+            let (uid, gid) = spec.user.as_deref().and_then(owner).unwrap_or((0, 0));
+            files.push(FileSpec {
+                path: format!("/run/secrets/{secret}"),
+                mode: "0400".into(),
+                uid,
+                gid,
+                content: Content::Secret(value),
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+
+        let mut mounts: Vec<Mount> = spec
+            .volumes
+            .iter()
+            .map(|(volume, path)| Mount {
+                volume: format!("{}-{}-{volume}", self.slug, self.service.role),
+                path: path.clone(),
+                read_only: false,
+            })
+            .collect();
+        for borrowed in &spec.borrow {
+            if self.present.contains(borrowed.role.as_str()) {
+                mounts.push(Mount {
+                    volume: format!("{}-{}-{}", self.slug, borrowed.role, borrowed.volume),
+                    path: borrowed.path.clone(),
+                    read_only: true,
+                });
+            }
+        }
+
+        let mut networks = vec![Attachment {
+            network: format!("{}-{}", self.slug, self.service.role),
+            aliases: vec![name.to_string()],
+        }];
+        if spec.route.is_some() || self.service.role == "proxy" {
+            networks.push(Attachment {
+                network: format!("{}-edge", self.slug),
+                aliases: Vec::new(),
+            });
+        }
+        if let Some((mail_role, _)) = self.mail_role
+            && mail_role != self.service.role
+            && spec.secrets.iter().any(|s| s == "smtp_password")
+        {
+            networks.push(Attachment {
+                network: format!("{}-{mail_role}", self.slug),
+                aliases: vec![format!("{}-{name}", self.service.role)],
+            });
+        }
+        networks.sort_by(|a, b| a.network.cmp(&b.network));
+
+        let mut ports = Vec::new();
+        for port in &spec.ports {
+            ports.push(parse_port(port).ok_or_else(|| {
+                self.invalid(
+                    &at("ports"),
+                    port,
+                    "is not `HOST:CONTAINER` or `HOST:CONTAINER/udp`",
+                )
+            })?);
+        }
+        let health = match &spec.health {
+            None => None,
+            Some(h) => Some(HealthSpec {
+                test: self.list(&at("health.test"), &h.test, context)?,
+                interval_seconds: self.seconds(&at("health.interval"), &h.interval)?,
+                timeout_seconds: self.seconds(&at("health.timeout"), &h.timeout)?,
+                retries: h.retries,
+                start_period_seconds: self.seconds(&at("health.start_period"), &h.start_period)?,
+            }),
+        };
+        let memory = self.text(&at("limits.memory"), &spec.limits.memory, context)?;
+        let memory_bytes = units::parse_size(&memory)
+            .map_err(|e| self.invalid(&at("limits.memory"), &memory, e.message))?;
+        let hostname = match &spec.hostname {
+            Some(h) => Some(self.text(&at("hostname"), h, context)?),
+            None => None,
+        };
+        let mut cap_add = spec.security.cap_add.clone();
+        cap_add.sort();
+        Ok(ContainerSpec {
+            name: full.clone(),
+            service: self.service.role.clone(),
+            container: name.to_string(),
+            image: spec.image.clone(),
+            hostname,
+            entrypoint: self.list(&at("entrypoint"), &spec.entrypoint, context)?,
+            command: self.list(&at("command"), &spec.command, context)?,
+            user: spec.user.clone(),
+            env,
+            files,
+            mounts,
+            tmpfs: spec.tmpfs.clone(),
+            networks,
+            ports,
+            health,
+            depends_on: spec.depends_on.iter().map(|d| self.full_name(d)).collect(),
+            memory_bytes,
+            pids_limit: spec.limits.pids,
+            cap_add,
+            cap_drop: vec!["ALL".into()],
+            security_opt: vec!["no-new-privileges:true".into()],
+            read_only: spec.security.read_only,
+            restart: "unless-stopped".into(),
+            log_max_size: "10m".into(),
+            log_max_files: 3,
+            stop_grace_seconds: self.seconds(&at("stop_grace"), &spec.stop_grace)?,
+            labels: labels(self.manifest, Some(&self.service.role), Some(name)),
+        })
+    }
+
+    fn steps(
+        &mut self,
+        steps: &[Step],
+        context: &Context,
+        secret_context: &Context,
+    ) -> Result<Vec<Exec>, RenderError> {
+        let mut out = Vec::new();
+        for step in steps {
+            let runs: Vec<Context> = if let Some(which) = step.for_members {
+                let members = secret_context
+                    .get("members")
+                    .and_then(|m| m.as_array())
+                    .map(<[tera::Value]>::to_vec)
+                    .unwrap_or_default();
+                members
+                    .into_iter()
+                    .filter(|m| match which {
+                        Members::All => true,
+                        Members::Admins => {
+                            m.get_from_path("admin").and_then(tera::Value::as_bool) == Some(true)
+                        }
+                        Members::Mailboxes => {
+                            m.get_from_path("mailbox").is_some_and(|v| !v.is_none())
+                        }
+                    })
+                    .map(|m| {
+                        let mut c = secret_context.clone();
+                        c.insert_value("member", m);
+                        c
+                    })
+                    .collect()
+            } else if let Some(setting) = &step.for_items_of {
+                let items = self
+                    .service
+                    .settings
+                    .get(setting)
+                    .and_then(serde_json::Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                items
+                    .into_iter()
+                    .map(|item| {
+                        let mut c = context.clone();
+                        c.insert("item", &item);
+                        c
+                    })
+                    .collect()
+            } else {
+                vec![context.clone()]
+            };
+            for run in runs {
+                let what = format!("the step `{}`", step.doc);
+                let mut env = BTreeMap::new();
+                for (key, value) in &step.env {
+                    // Step environments carry passwords: kept secret whatever they hold.
+                    env.insert(
+                        key.clone(),
+                        Content::Secret(Secret::new(self.text(&what, value, &run)?)),
+                    );
+                }
+                out.push(Exec {
+                    doc: step.doc.clone(),
+                    container: self.full_name(&step.container),
+                    user: step.user.clone(),
+                    command: self.list(&what, &step.command, &run)?,
+                    unless: self.list(&what, &step.unless, &run)?,
+                    env,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn owner(text: &str) -> Option<(u32, u32)> {
+    let (u, g) = text.split_once(':').unwrap_or((text, text));
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
+fn parse_port(text: &str) -> Option<Port> {
+    let (ports, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+    if protocol != "tcp" && protocol != "udp" {
+        return None;
+    }
+    let (host, container) = ports.split_once(':')?;
+    Some(Port {
+        host: host.parse().ok()?,
+        container: container.parse().ok()?,
+        protocol: protocol.to_string(),
+    })
+}

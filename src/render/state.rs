@@ -1,0 +1,278 @@
+//! The desired state: everything the engine should run for a manifest, as
+//! plain data. Resolving and rendering produce it; the plan compares it with
+//! what the engine has; `render` writes it out. Nothing here talks to Docker.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+use crate::secrets::Secret;
+
+/// Everything to run, in a fixed order, so that two renders of one manifest
+/// are equal byte for byte.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredState {
+    /// The association's short name, the prefix of every object's name.
+    pub association: String,
+    /// The association's domain, stored in every object's labels.
+    pub domain: String,
+    /// Networks, by name.
+    pub networks: Vec<Network>,
+    /// Volumes, by name.
+    pub volumes: Vec<Volume>,
+    /// Containers, in an order where each comes after what it depends on.
+    pub containers: Vec<ContainerSpec>,
+    /// Web routes the proxy publishes.
+    pub routes: Vec<Route>,
+    /// Commands to run once containers are healthy, in order.
+    pub after_start: Vec<Exec>,
+}
+
+/// A network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Network {
+    /// Its name on the engine.
+    pub name: String,
+    /// Its subnet, when voisin fixes it (the edge network, which Nextcloud
+    /// must trust as its proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// voisin's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A named volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    /// Its name on the engine.
+    pub name: String,
+    /// The service whose data it holds.
+    pub service: String,
+    /// voisin's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One container, fully specified.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSpec {
+    /// Its name on the engine: `ASSOCIATION-ROLE-CONTAINER`.
+    pub name: String,
+    /// The service (role) it belongs to.
+    pub service: String,
+    /// Its name within the catalog entry.
+    pub container: String,
+    /// The image.
+    pub image: String,
+    /// Host name inside the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Entrypoint, when replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    /// Command, when replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// User, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Environment (never holds a secret: those are files).
+    pub env: BTreeMap<String, String>,
+    /// Files placed in the container before it starts.
+    pub files: Vec<FileSpec>,
+    /// Volumes mounted.
+    pub mounts: Vec<Mount>,
+    /// In-memory file systems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// Networks joined, each with the short names the container answers to.
+    pub networks: Vec<Attachment>,
+    /// Ports published on the machine.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Health check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+    /// Containers that must be healthy (or running, without a health check) first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// Process limit.
+    pub pids_limit: u32,
+    /// Capabilities kept (all others dropped).
+    pub cap_add: Vec<String>,
+    /// Always `ALL`: every capability not named in `cap_add` is dropped.
+    pub cap_drop: Vec<String>,
+    /// `no-new-privileges`, always.
+    pub security_opt: Vec<String>,
+    /// Whether the root file system is read-only.
+    pub read_only: bool,
+    /// Restart policy.
+    pub restart: String,
+    /// Log rotation of the json-file driver.
+    pub log_max_size: String,
+    /// How many rotated logs are kept.
+    pub log_max_files: u32,
+    /// Seconds to stop before being killed.
+    pub stop_grace_seconds: u64,
+    /// voisin's labels, with `voisin.spec` the hash of everything above.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A file placed in a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileSpec {
+    /// Absolute path inside the container.
+    pub path: String,
+    /// Octal mode, like `0644`.
+    pub mode: String,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// What it holds.
+    pub content: Content,
+}
+
+/// A file's content: text, or text holding secrets, which is never
+/// serialised; only its hash is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// Plain configuration.
+    Text(String),
+    /// Configuration holding secrets.
+    Secret(Secret),
+}
+
+impl Content {
+    /// The bytes to write.
+    pub fn expose(&self) -> &str {
+        match self {
+            Self::Text(t) => t,
+            Self::Secret(s) => s.expose(),
+        }
+    }
+
+    /// True for secret content.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Self::Secret(_))
+    }
+}
+
+impl Serialize for Content {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(1))?;
+        match self {
+            Self::Text(text) => map.serialize_entry("text", text)?,
+            // A hash changes when the secret does, so plans see the change,
+            // and says nothing about a 256-bit random value.
+            Self::Secret(secret) => {
+                map.serialize_entry("secret_sha256", &sha256_hex(secret.expose().as_bytes()))?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// A volume mounted in a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// The volume's name on the engine.
+    pub volume: String,
+    /// Where it is mounted.
+    pub path: String,
+    /// Whether it is read-only.
+    pub read_only: bool,
+}
+
+/// A network a container joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The network's name on the engine.
+    pub network: String,
+    /// Short names other containers on it use.
+    pub aliases: Vec<String>,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port {
+    /// On the machine.
+    pub host: u16,
+    /// In the container.
+    pub container: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthSpec {
+    /// The command run inside the container.
+    pub test: Vec<String>,
+    /// Seconds between checks.
+    pub interval_seconds: u64,
+    /// Seconds one check may take.
+    pub timeout_seconds: u64,
+    /// Failures in a row before unhealthy.
+    pub retries: u32,
+    /// Seconds after start during which failures do not count.
+    pub start_period_seconds: u64,
+}
+
+/// A web route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// Router name (the service's role).
+    pub name: String,
+    /// The public host.
+    pub host: String,
+    /// Where the proxy sends it.
+    pub url: String,
+    /// CalDAV/CardDAV discovery redirect target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dav_redirect: Option<String>,
+}
+
+/// A command to run in a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exec {
+    /// What it is for.
+    pub doc: String,
+    /// The container (engine name).
+    pub container: String,
+    /// The user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The command.
+    pub command: Vec<String>,
+    /// Skip when this succeeds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unless: Vec<String>,
+    /// Environment; values may be secrets, so only their hashes are serialised.
+    pub env: BTreeMap<String, Content>,
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+impl ContainerSpec {
+    /// The hash of the whole spec (labels aside), which the plan compares
+    /// to decide whether a container must be replaced.
+    pub fn spec_hash(&self) -> String {
+        let mut copy = self.clone();
+        copy.labels.clear();
+        let json = serde_json::to_vec(&copy).unwrap_or_default();
+        sha256_hex(&json)
+    }
+}

@@ -1,0 +1,486 @@
+//! `voisin render` and the secrets behind it: exact, repeatable output,
+//! hardened containers, secrets that never leak, and credentials that work.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::support::{Voisin, root};
+
+/// A copy of an example in a temporary folder, so `.voisin/` lands there.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn of(example: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::copy(root().join(example), dir.path().join("voisin.yaml")).expect("copy the example");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn voisin<I, S>(&self, args: I) -> Voisin
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Voisin::new(args).in_dir(self.path())
+    }
+
+    pub fn rendered(&self) -> PathBuf {
+        self.path().join(".voisin/rendered")
+    }
+
+    /// Every secret voisin keeps for this manifest, by name.
+    pub fn secrets(&self) -> BTreeMap<String, String> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            values: BTreeMap<String, String>,
+        }
+        let text =
+            fs::read_to_string(self.path().join(".voisin/secrets.yaml")).expect("secrets file");
+        serde_saphyr::from_str::<File>(&text)
+            .expect("secrets parse")
+            .values
+    }
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).expect("readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(base)
+                    .expect("inside")
+                    .display()
+                    .to_string();
+                out.insert(rel, fs::read(&path).expect("file"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The rendered tree as one text, each secret replaced by its name.
+fn snapshot_text(ws: &Workspace) -> String {
+    let mut secrets: Vec<(String, String)> = ws.secrets().into_iter().collect();
+    // Longest first, so that no secret is cut by a shorter one inside it.
+    secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let mut text = String::new();
+    for (path, bytes) in tree(&ws.rendered()) {
+        let mode = fs::metadata(ws.rendered().join(&path))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        let _ = writeln!(text, "=== {path} ({mode:o})");
+        text.push_str(&String::from_utf8(bytes).expect("UTF-8"));
+        text.push('\n');
+    }
+    for (name, value) in &secrets {
+        text = text.replace(value.trim_end(), &format!("[secret {name}]"));
+    }
+    text
+}
+
+fn assert_render_snapshot(example: &str, name: &str) {
+    let ws = Workspace::of(example);
+    let run = ws.voisin(["render", "--compose"]).run();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        r#""secret_sha256": "[0-9a-f]{64}""#,
+        r#""secret_sha256": "[sha256]""#,
+    );
+    settings.add_filter(r"voisin\.spec(\W+)[0-9a-f]{64}", "voisin.spec$1[spec hash]");
+    settings.bind(|| insta::assert_snapshot!(name, snapshot_text(&ws)));
+}
+
+#[test]
+fn renders_the_full_association_exactly() {
+    assert_render_snapshot("examples/full-association.yaml", "render_full_association");
+}
+
+#[test]
+fn renders_the_board_only_example_exactly() {
+    assert_render_snapshot("examples/board-only.yaml", "render_board_only");
+}
+
+#[test]
+fn renders_the_mail_only_example_exactly() {
+    assert_render_snapshot("examples/mail-only.yaml", "render_mail_only");
+}
+
+#[test]
+fn two_renders_are_byte_identical() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(
+        ws.voisin(["render", "--compose", "--out", "a"]).run().code,
+        0
+    );
+    assert_eq!(
+        ws.voisin(["render", "--compose", "--out", "b"]).run().code,
+        0
+    );
+    let a = tree(&ws.path().join("a"));
+    assert!(a.len() > 10, "{} files", a.len());
+    assert_eq!(a, tree(&ws.path().join("b")));
+    // Rendering again over a previous render replaces it with the same bytes.
+    assert_eq!(
+        ws.voisin(["render", "--compose", "--out", "a"]).run().code,
+        0
+    );
+    assert_eq!(a, tree(&ws.path().join("a")));
+}
+
+#[test]
+fn secrets_are_private_files_that_stay_stable() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(ws.voisin(["render"]).run().code, 0);
+    let mode = |p: &Path| fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&ws.path().join(".voisin")), 0o700);
+    assert_eq!(mode(&ws.path().join(".voisin/secrets.yaml")), 0o600);
+    let accounts = ws
+        .rendered()
+        .join("files/amis-quartier-mail-mail/tmp/docker-mailserver/postfix-accounts.cf");
+    assert_eq!(mode(&accounts), 0o600, "files holding secrets are 0600");
+    let virtual_ = ws
+        .rendered()
+        .join("files/amis-quartier-mail-mail/tmp/docker-mailserver/postfix-virtual.cf");
+    assert_eq!(mode(&virtual_), 0o644);
+
+    let first = ws.secrets();
+    assert!(first.len() >= 15, "{first:?}");
+    for (name, value) in &first {
+        if name.ends_with(".password") || name.ends_with("_password") {
+            assert_eq!(value.len(), 43, "{name} carries 256 bits");
+        }
+    }
+    assert_eq!(ws.voisin(["render"]).run().code, 0);
+    assert_eq!(ws.secrets(), first, "secrets are generated once");
+}
+
+#[test]
+fn mail_accounts_verify_with_the_members_passwords() {
+    use sha_crypt::PasswordVerifier as _;
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(ws.voisin(["render"]).run().code, 0);
+    let secrets = ws.secrets();
+    let accounts = fs::read_to_string(
+        ws.rendered()
+            .join("files/amis-quartier-mail-mail/tmp/docker-mailserver/postfix-accounts.cf"),
+    )
+    .expect("accounts");
+    let mut verified = Vec::new();
+    for line in accounts.lines() {
+        let (address, hash) = line
+            .split_once("|{SHA512-CRYPT}")
+            .expect("ADDRESS|{SHA512-CRYPT}HASH");
+        let local = address.split('@').next().expect("local part");
+        let password = secrets
+            .get(&format!("member.{local}.password"))
+            .or_else(|| secrets.get(&format!("{local}.smtp_password")))
+            .unwrap_or_else(|| panic!("a password for {address}"));
+        sha_crypt::ShaCrypt::SHA512
+            .verify_password(password.as_bytes(), hash)
+            .unwrap_or_else(|e| panic!("{address}: {e}"));
+        assert!(
+            sha_crypt::ShaCrypt::SHA512
+                .verify_password(b"not the password", hash)
+                .is_err()
+        );
+        verified.push(address.to_string());
+    }
+    assert_eq!(
+        verified,
+        [
+            "alice@amis-quartier.org",
+            "chloe@amis-quartier.org",
+            "david@amis-quartier.org",
+            "board@amis-quartier.org",
+            "cloud@amis-quartier.org"
+        ],
+        "every mailbox and every service that sends mail has an account; bob has no mailbox"
+    );
+}
+
+#[test]
+fn board_members_file_verifies_with_argon2() {
+    use argon2::PasswordVerifier as _;
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(ws.voisin(["render"]).run().code, 0);
+    let secrets = ws.secrets();
+    let text = fs::read_to_string(
+        ws.rendered()
+            .join("files/amis-quartier-board-board/etc/voisin-board/members.json"),
+    )
+    .expect("members file");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let members = json["members"].as_array().expect("a list");
+    assert_eq!(members.len(), 4);
+    assert_eq!(
+        members[1]["email"], "bob@example.net",
+        "members without a mailbox use their contact"
+    );
+    assert_eq!(members[0]["admin"], true);
+    for member in members {
+        let id = member["id"].as_str().expect("id");
+        let hash = argon2::PasswordHash::new(member["password_hash"].as_str().expect("hash"))
+            .expect("PHC string");
+        let password = &secrets[&format!("member.{id}.password")];
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .expect("verifies");
+    }
+}
+
+#[test]
+fn every_container_is_hardened() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(ws.voisin(["render"]).run().code, 0);
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.rendered().join("desired-state.json")).expect("state"))
+            .expect("JSON");
+    let containers = state["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 7);
+    for c in containers {
+        let name = c["name"].as_str().expect("name");
+        assert_eq!(
+            c["security_opt"],
+            serde_json::json!(["no-new-privileges:true"]),
+            "{name}"
+        );
+        assert_eq!(c["cap_drop"], serde_json::json!(["ALL"]), "{name}");
+        assert!(c["memory_bytes"].as_u64().is_some_and(|m| m > 0), "{name}");
+        assert!(c["pids_limit"].as_u64().is_some_and(|p| p > 0), "{name}");
+        assert_eq!(c["restart"], "unless-stopped", "{name}");
+        assert_eq!(c["log_max_size"], "10m", "{name}");
+        for attachment in c["networks"].as_array().expect("networks") {
+            let network = attachment["network"].as_str().expect("network");
+            assert!(
+                network.starts_with("amis-quartier-"),
+                "{name} joins {network}: never the host network"
+            );
+        }
+        let text = c.to_string();
+        assert!(
+            !text.contains("docker.sock"),
+            "{name} must not reach the Docker socket"
+        );
+        assert!(
+            c["labels"]["voisin.spec"]
+                .as_str()
+                .is_some_and(|h| h.len() == 64),
+            "{name}"
+        );
+    }
+    let read_only: Vec<&str> = containers
+        .iter()
+        .filter(|c| c["read_only"] == true)
+        .map(|c| c["container"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        read_only,
+        ["board", "redis", "traefik"],
+        "read-only where the image allows"
+    );
+}
+
+#[test]
+fn the_exported_compose_file_passes_docker_compose() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(ws.voisin(["render", "--compose"]).run().code, 0);
+    let out = std::process::Command::new("docker-compose")
+        .args(["-f", "compose.yaml", "config", "-q"])
+        .current_dir(ws.rendered())
+        .output()
+        .expect("docker-compose is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn refuses_to_write_over_a_folder_it_did_not_write() {
+    let ws = Workspace::of("examples/board-only.yaml");
+    fs::create_dir(ws.path().join("precious")).expect("dir");
+    fs::write(ws.path().join("precious/notes.txt"), "keep me").expect("file");
+    let run = ws.voisin(["render", "--out", "precious"]).run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("is not empty and was not written by `voisin render`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(ws.path().join("precious/notes.txt")).expect("kept"),
+        "keep me"
+    );
+}
+
+#[test]
+fn an_invalid_manifest_renders_nothing() {
+    let ws = Workspace::of("tests/manifests/invalid/misspelt-entry.yaml");
+    let run = ws.voisin(["render"]).run();
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error[unknown-entry]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !ws.path().join(".voisin").exists(),
+        "no secret is generated for an invalid manifest"
+    );
+}
+
+#[test]
+fn a_template_error_names_the_template_line_and_variable() {
+    let ws = Workspace::of("examples/board-only.yaml");
+    let catalog = root().join("tests/catalogs/template-error");
+    let run = ws.voisin(["--catalog"]).arg(&catalog).arg("render").run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("templates/voisin-board/board.conf"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("3:"), "{}", run.stderr);
+    assert!(run.stderr.contains("service.hots"), "{}", run.stderr);
+}
+
+#[test]
+fn the_encrypted_copy_renders_the_same_bundle() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let identity = age::x25519::Identity::generate();
+    let key_file = ws.path().join("key.txt");
+    fs::write(
+        &key_file,
+        format!(
+            "{}\n",
+            age::secrecy::ExposeSecret::expose_secret(&identity.to_string())
+        ),
+    )
+    .expect("key");
+    let encrypt = ws
+        .voisin(["secrets", "encrypt", "--recipient"])
+        .arg(identity.to_public().to_string())
+        .run();
+    assert_eq!(encrypt.code, 0, "{}", encrypt.stderr);
+    assert_eq!(ws.voisin(["render", "--out", "before"]).run().code, 0);
+
+    fs::remove_file(ws.path().join(".voisin/secrets.yaml")).expect("remove the plain secrets");
+    let without = ws.voisin(["render", "--out", "after"]).run();
+    assert_eq!(without.code, 2);
+    assert!(without.stderr.contains("--identity"), "{}", without.stderr);
+
+    let with = ws
+        .voisin(["render", "--out", "after", "--identity"])
+        .arg(&key_file)
+        .run();
+    assert_eq!(with.code, 0, "{}", with.stderr);
+    assert_eq!(
+        tree(&ws.path().join("before")),
+        tree(&ws.path().join("after"))
+    );
+}
+
+#[test]
+fn credentials_print_one_members_password_and_no_other_secret() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let run = ws.voisin(["members", "credentials", "chloe"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let secrets = ws.secrets();
+    assert!(run.stdout.contains(&secrets["member.chloe.password"]));
+    assert!(
+        run.stdout
+            .contains("mailbox:          chloe@amis-quartier.org"),
+        "{}",
+        run.stdout
+    );
+    for (name, value) in &secrets {
+        if name != "member.chloe.password" {
+            assert!(
+                !run.stdout.contains(value.trim_end()),
+                "credentials leak {name}"
+            );
+        }
+    }
+    let unknown = ws.voisin(["members", "credentials", "chloé"]).run();
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("did you mean `chloe`?"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+/// Every command, in every format and verbosity, and on failure: none may
+/// print a secret (beyond the one member's own credentials), and neither may
+/// the files meant to be read by people.
+#[test]
+fn no_command_ever_prints_a_secret() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let runs: Vec<Vec<String>> = [
+        vec!["-v", "render"],
+        vec!["render", "--format", "json"],
+        vec!["render", "--compose"],
+        vec!["check"],
+        vec!["check", "--format", "json"],
+        vec!["-vv", "check", "voisin.yaml"],
+        vec!["catalog", "list"],
+        vec!["catalog", "show", "docker-mailserver", "--format", "json"],
+        vec!["schema"],
+        vec!["secrets", "encrypt", "--recipient", recipient.as_str()],
+        vec!["secrets", "encrypt", "--recipient", "not-a-key"],
+        vec!["members", "credentials", "bob", "--format", "json"],
+        vec!["members", "credentials", "nobody"],
+        vec!["render", "--out", "voisin.yaml"],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(str::to_string).collect())
+    .collect();
+    let mut outputs = Vec::new();
+    for args in &runs {
+        let run = ws.voisin(args).run();
+        outputs.push((args.join(" "), format!("{}{}", run.stdout, run.stderr)));
+    }
+    for file in ["desired-state.json", "compose.yaml"] {
+        outputs.push((
+            file.to_string(),
+            fs::read_to_string(ws.rendered().join(file)).expect("written"),
+        ));
+    }
+    outputs.push((
+        "secrets.yaml.age".into(),
+        fs::read_to_string(ws.path().join(".voisin/secrets.yaml.age")).expect("written"),
+    ));
+    let secrets = ws.secrets();
+    assert!(secrets.len() >= 15);
+    for (what, text) in &outputs {
+        for (name, value) in &secrets {
+            let allowed =
+                what.starts_with("members credentials bob") && name == "member.bob.password";
+            assert!(
+                allowed || !text.contains(value.trim_end()),
+                "`{what}` shows the secret {name}"
+            );
+        }
+    }
+}
