@@ -95,6 +95,16 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(CatalogCommand),
 
+    /// Print the DNS records the association needs, as zone-file lines.
+    ///
+    /// A and AAAA for every host, and with a mail service MX, SPF, DKIM,
+    /// DMARC and mail-client autoconfiguration. The DKIM key is made on
+    /// first need and kept with the secrets, so the record printed before
+    /// the first deploy is the one the deploy uses. With `--check`, asks DNS
+    /// and reports each record that is missing or different: exits 0 when
+    /// all are in place, 1 when some are not, 2 when no resolver answers.
+    Dns(DnsArgs),
+
     /// Write every rendered configuration file and the desired state.
     ///
     /// Secrets missing from `.voisin/secrets.yaml` are generated first. Two
@@ -162,6 +172,19 @@ pub struct CheckArgs {
     /// Manifests to check (default: the `--file` manifest, else `voisin.yaml`).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `voisin dns`.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Compare the records with what DNS answers today.
+    #[arg(long)]
+    pub check: bool,
+
+    /// With `--check`: ask this DNS server (like `192.0.2.53:53`) instead of
+    /// the system's resolvers.
+    #[arg(long, value_name = "IP:PORT", requires = "check")]
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// `voisin catalog …`

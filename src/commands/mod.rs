@@ -3,6 +3,7 @@
 
 mod catalog;
 mod check;
+mod dns;
 mod members;
 mod render;
 mod schema;
@@ -24,6 +25,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => check::run(global, args),
         Command::Schema => schema::run(global),
         Command::Catalog(cmd) => catalog::run(global, cmd),
+        Command::Dns(args) => dns::run(global, args),
         Command::Render(args) => render::run(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),

@@ -452,6 +452,9 @@ fn no_command_ever_prints_a_secret() {
         vec!["members", "credentials", "bob", "--format", "json"],
         vec!["members", "credentials", "nobody"],
         vec!["render", "--out", "voisin.yaml"],
+        vec!["dns"],
+        vec!["dns", "--format", "json"],
+        vec!["dns", "--check", "--resolver", "127.0.0.1:1"],
     ]
     .into_iter()
     .map(|args| args.into_iter().map(str::to_string).collect())
