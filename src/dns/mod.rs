@@ -1,6 +1,6 @@
 //! The DNS records an association needs, worked out from its manifest: the
 //! addresses of its hosts, and for mail the MX, SPF, DKIM, DMARC and
-//! client-autoconfiguration records that decide whether its mail arrives.
+//! client-discovery (SRV) records that decide whether its mail arrives.
 //!
 //! A volunteer pastes these into a registrar's DNS panel, usually once and
 //! long before the first deploy, so they are pure data computed from the
@@ -359,16 +359,9 @@ fn mail_records(
         Value::Txt(format!("v=DMARC1; p=quarantine; rua=mailto:{contact}")),
         format!("DMARC: mail that fails SPF and DKIM goes to spam; reports go to {contact}"),
     ));
-    let autoconfig = format!("autoconfig.{domain}");
-    // A CNAME cannot sit beside other records: a service on that very
-    // host keeps its address records instead.
-    if !hosts.iter().any(|(h, _)| *h == autoconfig) {
-        records.push(Record::new(
-            &autoconfig,
-            Value::Cname(mail.to_string()),
-            "autoconfig: mail clients like Thunderbird find the server settings by themselves",
-        ));
-    }
+    // No `autoconfig` CNAME: nothing in the bundle serves the settings file
+    // it would point to. The SRV records (RFC 6186) say the same to the
+    // clients that read them.
     for (service, port, what) in [
         ("_submissions._tcp", 465, "sending mail (TLS)"),
         ("_submission._tcp", 587, "sending mail (STARTTLS)"),
@@ -502,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn full_association_needs_addresses_mail_and_autoconfig_records() {
+    fn full_association_needs_addresses_mail_and_client_records() {
         let records = records(&example("full-association.yaml"), Some("KEY"));
         assert_eq!(
             lines(&records),
@@ -517,7 +510,6 @@ mod tests {
                 "amis-quartier.org TXT v=spf1 mx ip4:203.0.113.10 ip6:2001:db8::10 -all",
                 "mail._domainkey.amis-quartier.org TXT v=DKIM1; k=rsa; p=KEY",
                 "_dmarc.amis-quartier.org TXT v=DMARC1; p=quarantine; rua=mailto:bureau@amis-quartier.org",
-                "autoconfig.amis-quartier.org CNAME mail.amis-quartier.org.",
                 "_submissions._tcp.amis-quartier.org SRV 0 1 465 mail.amis-quartier.org.",
                 "_submission._tcp.amis-quartier.org SRV 0 1 587 mail.amis-quartier.org.",
                 "_imaps._tcp.amis-quartier.org SRV 0 1 993 mail.amis-quartier.org.",
@@ -537,7 +529,6 @@ mod tests {
                 "chorale-canal.example.org TXT v=spf1 mx -all",
                 "mail._domainkey.chorale-canal.example.org TXT v=DKIM1; k=rsa; p=KEY",
                 "_dmarc.chorale-canal.example.org TXT v=DMARC1; p=quarantine; rua=mailto:bureau@chorale-canal.example.org",
-                "autoconfig.chorale-canal.example.org CNAME mail.chorale-canal.example.org.",
                 "_submissions._tcp.chorale-canal.example.org SRV 0 1 465 mail.chorale-canal.example.org.",
                 "_submission._tcp.chorale-canal.example.org SRV 0 1 587 mail.chorale-canal.example.org.",
                 "_imaps._tcp.chorale-canal.example.org SRV 0 1 993 mail.chorale-canal.example.org.",
