@@ -303,7 +303,6 @@ pub fn records(manifest: &Manifest, dkim_public: Option<&str>) -> Records {
             &association.contact,
             &addresses,
             dkim_public,
-            &hosts,
         ));
     }
 
@@ -323,7 +322,6 @@ fn mail_records(
     contact: &str,
     addresses: &[IpAddr],
     dkim_public: Option<&str>,
-    hosts: &[(String, &str)],
 ) -> Vec<Record> {
     let mut records = Vec::new();
     records.push(Record::new(
