@@ -355,7 +355,9 @@ impl<'a> Validator<'a> {
                 self.error(
                     "reserved-address",
                     &Path::from("members").index(i).key("mailbox"),
-                    format!("`{local}@{domain}` is the address the `{role}` service sends mail from"),
+                    format!(
+                        "`{local}@{domain}` is the address the `{role}` service sends mail from"
+                    ),
                     Some(format!("give `{}` another mailbox", member.id)),
                 );
             }
