@@ -165,16 +165,7 @@ impl Store {
         };
         let file: File = serde_saphyr::from_str(&text).map_err(|e| SecretsError::Corrupt {
             path: plain.clone(),
-            // serde-saphyr's message may quote the text around the error,
-            // which could be a secret: keep only where it is.
-            reason: e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(80)
-                .collect(),
+            reason: where_only(&e.to_string()),
         })?;
         if file.version != 1 {
             return Err(SecretsError::Corrupt {
@@ -310,6 +301,28 @@ impl Store {
     }
 }
 
+/// The position from a parser's message, without the rest: the message may
+/// quote the text around the problem, which could be a secret.
+fn where_only(message: &str) -> String {
+    let number_after = |word: &str| {
+        message.find(word).and_then(|at| {
+            let digits: String = message[at + word.len()..]
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<usize>().ok()
+        })
+    };
+    match (number_after("line"), number_after("column")) {
+        (Some(l), Some(c)) => {
+            format!("it is not the YAML voisin writes (near line {l}, column {c})")
+        }
+        (Some(l), None) => format!("it is not the YAML voisin writes (near line {l})"),
+        _ => "it is not the YAML voisin writes".to_string(),
+    }
+}
+
 /// Refuses a secrets file others can read: the admin must know, not find out later.
 fn check_private(path: &Path) -> Result<(), SecretsError> {
     let meta = fs::metadata(path).map_err(|source| SecretsError::Io {
@@ -357,6 +370,23 @@ fn decrypt(path: &Path, identity: &Path) -> Result<String, SecretsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_file_is_reported_without_quoting_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(dir.path(), None).expect("opens");
+        let value = store.get_or_create("db", generate::password);
+        store.save().expect("saves");
+        let text = fs::read_to_string(store.path()).expect("file");
+        fs::write(store.path(), text.replace("values:", "values: [")).expect("damage");
+        let err = Store::open(dir.path(), None).expect_err("damaged");
+        let message = err.to_string();
+        assert!(
+            message.contains("is not a secrets file voisin can read"),
+            "{message}"
+        );
+        assert!(!message.contains(value.expose()), "{message}");
+    }
 
     #[test]
     fn debug_never_shows_the_value() {
