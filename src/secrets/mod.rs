@@ -106,6 +106,8 @@ struct File {
 const HEADER: &str = "# voisin's secrets for this manifest: generated, never printed.\n\
 # Keep this file private (mode 0600). To commit it, use `voisin secrets encrypt`.\n";
 
+const GITIGNORE: &str = "# Written by voisin: keep the secrets out of git, all but the encrypted copy.\n*\n!.gitignore\n!secrets.yaml.age\n";
+
 /// The secrets of one manifest.
 #[derive(Debug)]
 pub struct Store {
@@ -221,14 +223,13 @@ impl Store {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
             .map_err(io("protect", &self.dir))?;
-        let file = File {
-            version: 1,
-            values: self.values.clone(),
-        };
-        let body = serde_saphyr::to_string(&file).map_err(|e| SecretsError::Corrupt {
-            path: self.path(),
-            reason: e.to_string(),
-        })?;
+        // The folder sits beside the manifest, usually in a git repository:
+        // only the encrypted copy may ever be committed.
+        let ignore = self.dir.join(".gitignore");
+        if !ignore.exists() {
+            fs::write(&ignore, GITIGNORE).map_err(io("write", &ignore))?;
+        }
+        let body = self.serialized()?;
         let tmp = self.dir.join(".secrets.yaml.tmp");
         let mut out = fs::OpenOptions::new()
             .write(true)
@@ -246,6 +247,17 @@ impl Store {
         Ok(())
     }
 
+    fn serialized(&self) -> Result<String, SecretsError> {
+        let file = File {
+            version: 1,
+            values: self.values.clone(),
+        };
+        serde_saphyr::to_string(&file).map_err(|_| SecretsError::Corrupt {
+            path: self.path(),
+            reason: "the secrets could not be written as YAML".into(),
+        })
+    }
+
     /// Writes an age-encrypted, ASCII-armoured copy of every secret for
     /// `recipients`, which can be committed beside the manifest.
     pub fn encrypt(&self, recipients: &[String]) -> Result<PathBuf, SecretsError> {
@@ -257,14 +269,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let file = File {
-            version: 1,
-            values: self.values.clone(),
-        };
-        let body = serde_saphyr::to_string(&file).map_err(|e| SecretsError::Corrupt {
-            path: self.path(),
-            reason: e.to_string(),
-        })?;
+        let body = self.serialized()?;
         let path = self.encrypted_path();
         let failed = |e: &dyn fmt::Display| SecretsError::Decrypt {
             path: path.clone(),
@@ -410,6 +415,11 @@ mod tests {
         assert_eq!(mode, 0o600);
         let dir_mode = fs::metadata(&state).expect("dir").permissions().mode() & 0o777;
         assert_eq!(dir_mode, 0o700);
+        let ignore = fs::read_to_string(state.join(".gitignore")).expect("a .gitignore");
+        assert!(
+            ignore.contains("\n*\n") && ignore.contains("!secrets.yaml.age"),
+            "{ignore}"
+        );
 
         let mut again = Store::open(&state, None).expect("reopens");
         assert_eq!(again.get_or_create("db", generate::password), first);
