@@ -232,6 +232,7 @@ fn service_view(service: &Active<'_>) -> ServiceView {
         host: service.host.clone(),
         settings: service.settings.clone(),
         sends_mail: service.entry.sends_mail,
+        member_hashes: service.entry.member_hashes.clone(),
     }
 }
 
