@@ -1,7 +1,6 @@
 //! The command line as clap types, and nothing else: these types hold no
 //! logic. Their doc comments are the `--help` text.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -100,6 +99,16 @@ pub enum Command {
     #[command(subcommand)]
     Board(BoardCommand),
 
+    /// Print the DNS records the association needs, as zone-file lines.
+    ///
+    /// A and AAAA for every host, and with a mail service MX, SPF, DKIM,
+    /// DMARC and mail-client autoconfiguration. The DKIM key is made on
+    /// first need and kept with the secrets, so the record printed before
+    /// the first deploy is the one the deploy uses. With `--check`, asks DNS
+    /// and reports each record that is missing or different: exits 0 when
+    /// all are in place, 1 when some are not, 2 when no resolver answers.
+    Dns(DnsArgs),
+
     /// Write every rendered configuration file and the desired state.
     ///
     /// Secrets missing from `.voisin/secrets.yaml` are generated first. Two
@@ -169,6 +178,19 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// Arguments of `voisin dns`.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Compare the records with what DNS answers today.
+    #[arg(long)]
+    pub check: bool,
+
+    /// With `--check`: ask this DNS server (like `192.0.2.53:53`) instead of
+    /// the system's resolvers.
+    #[arg(long, value_name = "IP:PORT", requires = "check")]
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
 /// `voisin catalog …`
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
@@ -217,7 +239,7 @@ pub enum BoardCommand {
 pub struct BoardServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "VOISIN_BOARD_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    pub listen: std::net::SocketAddr,
 
     /// The `SQLite` database; created when missing.
     #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
@@ -320,7 +342,7 @@ pub struct BoardHealthcheckArgs {
     /// The address the board listens on; an unspecified address
     /// (`0.0.0.0`) is checked on loopback.
     #[arg(long, env = "VOISIN_BOARD_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    pub listen: std::net::SocketAddr,
 }
 
 /// Arguments of `voisin board seed`.

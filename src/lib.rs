@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
+pub mod dns;
 pub mod document;
 pub mod manifest;
 pub mod names;

@@ -106,7 +106,25 @@ fn serve_reads_its_environment_and_keeps_secrets_out_of_its_log() {
     assert!(sent.starts_with("HTTP/1.1 303"), "{sent}");
     // The queued link mail is tried at once, against a port where nothing
     // listens: the failure is logged.
-    std::thread::sleep(Duration::from_secs(2));
+    let db = rusqlite::Connection::open(dir.path().join("board.sqlite")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let tried: i64 = db
+            .query_row(
+                "SELECT coalesce(max(attempts), 0) FROM mail_queue",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        if tried > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mail task never tried the queued mail"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr) + String::from_utf8_lossy(&output.stdout);
@@ -117,4 +135,105 @@ fn serve_reads_its_environment_and_keeps_secrets_out_of_its_log() {
     assert!(!log.contains("correct-horse-battery-staple"), "{log}");
     assert!(!log.contains("token="), "{log}");
     assert!(!log.contains(&csrf), "{log}");
+}
+
+/// The contract with `voisin render`: the members file it writes for the
+/// board is read by the board, and the initial password `voisin members
+/// credentials` hands over signs the member in.
+#[tokio::test]
+async fn the_rendered_members_file_and_handed_over_password_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("voisin.yaml");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/full-association.yaml"
+        ),
+        &manifest,
+    )
+    .unwrap();
+    let voisin = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    voisin(&["render", "--out", "out"]);
+    let credentials = voisin(&["members", "credentials", "alice"]);
+    let password = credentials
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("initial password:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let members = walk(&dir.path().join("out"))
+        .into_iter()
+        .find(|p| p.ends_with("etc/voisin-board/members.json"))
+        .expect("render writes the board's members file");
+
+    let mut config = voisin::board::Config::new(dir.path().join("board.sqlite"));
+    config.members_file = Some(members);
+    let board = voisin::board::Board::open(
+        config,
+        std::sync::Arc::new(voisin::board::ManualClock::new(board_support::START)),
+    )
+    .unwrap();
+    let router = board.router();
+    let send = |req: axum::http::Request<axum::body::Body>| {
+        use tower::ServiceExt as _;
+        router.clone().oneshot(req)
+    };
+    let page = send(
+        axum::http::Request::get("/signin")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    let csrf = cookie
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body =
+        serde_urlencoded::to_string([("login", "alice"), ("password", &password), ("csrf", &csrf)])
+            .unwrap();
+    let signed_in = send(
+        axum::http::Request::post("/signin")
+            .header("cookie", format!("voisin_csrf={csrf}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        signed_in.status(),
+        303,
+        "the handed-over password signs alice in"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

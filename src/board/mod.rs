@@ -45,7 +45,7 @@ pub struct Shared {
     texts: Texts,
     limiter: RateLimiter,
     cookies: CookieNames,
-    /// Wakes the mail task when a mail is queued.
+    /// Wakes the mail task after a change, which may have queued mail.
     mail_waiting: Notify,
     /// Rendered offer lists, until the next change.
     lists: cache::ListCache,
@@ -168,7 +168,10 @@ impl Shared {
         ctx
     }
 
-    /// Queues a mail and wakes the mail task.
+    /// Queues a mail, in the caller's transaction. The mail task is woken
+    /// once the request is answered (see `routes::changes`): waking it
+    /// here, before the commit, would let it look too early and find
+    /// nothing.
     fn queue_mail(
         &self,
         conn: &rusqlite::Connection,
@@ -176,9 +179,7 @@ impl Shared {
         subject: &str,
         body: &str,
     ) -> rusqlite::Result<()> {
-        mail::enqueue(conn, to, subject, body, self.clock.now())?;
-        self.mail_waiting.notify_one();
-        Ok(())
+        mail::enqueue(conn, to, subject, body, self.clock.now())
     }
 }
 

@@ -2,11 +2,11 @@
 //! is reproducible and keeps secrets out of sight. `check` runs it on the
 //! catalog in use, and the tests run it on the built-in one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::load::Loaded;
 use super::{Entry, SettingKind};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, did_you_mean, one_of};
 use crate::document::{Path, Target};
 
 /// Words in an environment variable's name that mark it as a secret.
@@ -28,8 +28,25 @@ pub fn lint(loaded: &Loaded) -> Vec<Diagnostic> {
         };
         let at = |d: Diagnostic, path: &str, target| doc.diag(d, &Path::from(path), target);
         lint_containers(name, entry, &loaded.catalog.templates, &at, &mut found);
+        lint_templates(
+            name,
+            entry,
+            &loaded.catalog.template_sources,
+            &at,
+            &mut found,
+        );
+        lint_references(entry, &at, &mut found);
         lint_settings(entry, &at, &mut found);
     }
+    // Reading order: file by file, top to bottom.
+    found.sort_by(|a, b| {
+        let key = |d: &Diagnostic| {
+            d.location
+                .as_ref()
+                .map(|l| (l.file.clone(), l.line, l.column))
+        };
+        key(a).cmp(&key(b))
+    });
     found
 }
 
@@ -93,6 +110,131 @@ fn lint_containers(
     }
 }
 
+/// Templates must parse: a typo in one is found by `check`, not at deploy.
+fn lint_templates(
+    name: &str,
+    entry: &Entry,
+    sources: &BTreeMap<String, String>,
+    at: &At<'_>,
+    found: &mut Vec<Diagnostic>,
+) {
+    for (cname, container) in &entry.containers {
+        for (i, file) in container.files.iter().enumerate() {
+            let key = format!("{name}/{}", file.template);
+            let Some(source) = sources.get(&key) else {
+                continue;
+            };
+            let mut templates = crate::render::templates::Templates::new();
+            if let Err(e) = templates.add_file(&key, source) {
+                found.push(at(
+                    Diagnostic::error(
+                        "bad-template",
+                        format!("the template `templates/{key}` does not parse"),
+                    )
+                    .with_hint(e.to_string()),
+                    &format!("containers.{cname}.files[{i}].template"),
+                    Target::Value,
+                ));
+            }
+        }
+    }
+}
+
+/// Names that point inside the entry must exist: containers that others
+/// depend on or run steps in, volumes to back up.
+fn lint_references(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
+    let containers: Vec<&str> = entry.containers.keys().map(String::as_str).collect();
+    let volumes: BTreeSet<&str> = entry
+        .containers
+        .values()
+        .flat_map(|c| c.volumes.keys().map(String::as_str))
+        .collect();
+    let mut unknown = |path: String, what: &str, name: &str, known: &[&str]| {
+        let hint = did_you_mean(name, known.iter().copied())
+            .unwrap_or_else(|| format!("the entry has {}", one_of(known.iter().copied())));
+        found.push(at(
+            Diagnostic::error(
+                "unknown-reference",
+                format!("no {what} `{name}` in this entry"),
+            )
+            .with_hint(hint),
+            &path,
+            Target::Value,
+        ));
+    };
+    for (cname, container) in &entry.containers {
+        for (i, dep) in container.depends_on.iter().enumerate() {
+            if !containers.contains(&dep.as_str()) || dep == cname {
+                unknown(
+                    format!("containers.{cname}.depends_on[{i}]"),
+                    "other container",
+                    dep,
+                    &containers,
+                );
+            }
+        }
+    }
+    let mut steps: Vec<(String, &str)> = entry
+        .after_start
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("after_start[{i}].container"), s.container.as_str()))
+        .collect();
+    if let Some(backup) = &entry.backup {
+        steps.extend(backup.before.iter().enumerate().map(|(i, s)| {
+            (
+                format!("backup.before[{i}].container"),
+                s.container.as_str(),
+            )
+        }));
+        steps.extend(
+            backup
+                .dumps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("backup.dumps[{i}].container"), s.container.as_str())),
+        );
+        steps.extend(
+            backup
+                .after
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("backup.after[{i}].container"), s.container.as_str())),
+        );
+        let known: Vec<&str> = volumes.iter().copied().collect();
+        for (i, volume) in backup.volumes.iter().enumerate() {
+            if !volumes.contains(volume.as_str()) {
+                unknown(format!("backup.volumes[{i}]"), "volume", volume, &known);
+            }
+        }
+    }
+    if let Some(restore) = &entry.restore {
+        steps.extend(restore.before.iter().enumerate().map(|(i, s)| {
+            (
+                format!("restore.before[{i}].container"),
+                s.container.as_str(),
+            )
+        }));
+        steps.extend(restore.loads.iter().enumerate().map(|(i, s)| {
+            (
+                format!("restore.loads[{i}].container"),
+                s.container.as_str(),
+            )
+        }));
+        steps.extend(restore.after.iter().enumerate().map(|(i, s)| {
+            (
+                format!("restore.after[{i}].container"),
+                s.container.as_str(),
+            )
+        }));
+    }
+    for (path, container) in steps {
+        if !containers.contains(&container) {
+            unknown(path, "container", container, &containers);
+        }
+    }
+}
+
 fn lint_settings(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     for (sname, setting) in &entry.settings {
         let base = format!("settings.{sname}");
@@ -151,7 +293,11 @@ fn lint_settings(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
             found.push(at(
                 Diagnostic::error(
                     "bad-default",
-                    format!("the default of `{sname}` {}", misfit.message),
+                    if misfit.message.starts_with("must ") {
+                        format!("the default of `{sname}` {}", misfit.message)
+                    } else {
+                        format!("the default of `{sname}` is wrong: {}", misfit.message)
+                    },
                 )
                 .with_hint_opt(misfit.hint),
                 &format!("{base}.default"),

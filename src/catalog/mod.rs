@@ -45,6 +45,12 @@ pub struct Entry {
     #[serde(default)]
     pub settings: BTreeMap<String, Setting>,
 
+    /// Hashes of each member's password its secret templates use
+    /// (`member.sha512_crypt`, `member.argon2`). Each is made once, with the
+    /// password, and kept with the secrets.
+    #[serde(default)]
+    pub member_hashes: Vec<PasswordHash>,
+
     /// The containers it runs, by name.
     #[serde(default)]
     pub containers: BTreeMap<String, Container>,
@@ -256,6 +262,18 @@ pub struct Step {
     /// Environment for the command; values may name secrets.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+/// A kind of password hash.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordHash {
+    /// `$6$…`, as Dovecot and Postfix read it.
+    Sha512Crypt,
+    /// `$argon2id$…` in PHC format.
+    Argon2,
 }
 
 /// Which members a step runs for.

@@ -4,6 +4,7 @@
 mod board;
 mod catalog;
 mod check;
+mod dns;
 mod members;
 mod render;
 mod schema;
@@ -26,6 +27,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Schema => schema::run(global),
         Command::Catalog(cmd) => catalog::run(global, cmd),
         Command::Board(cmd) => board::run(cmd),
+        Command::Dns(args) => dns::run(global, args),
         Command::Render(args) => render::run(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),

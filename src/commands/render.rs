@@ -1,6 +1,7 @@
 //! `voisin render`: write every rendered configuration file, the desired
 //! state, and on request an equivalent compose file.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -30,30 +31,38 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| crate::secrets::state_dir(&bundle.path).join("rendered"));
     prepare(&out)?;
 
-    let mut written = 0usize;
+    // Everything this render writes, by path under `out`. Files already
+    // there with the same bytes and mode are left alone: a render that
+    // changes nothing writes nothing, and is fast on a busy disk.
+    let mut wanted = Wanted::new();
     for container in &state.containers {
         for file in &container.files {
             let path = out.join(compose::file_path(&container.name, &file.path));
-            write(
-                &path,
-                file.content.expose().as_bytes(),
-                file.content.is_secret(),
-            )?;
-            written += 1;
+            wanted.insert(
+                path,
+                (
+                    file.content.expose().as_bytes().to_vec(),
+                    file.content.is_secret(),
+                ),
+            );
         }
     }
+    let written = wanted.len();
     let json = serde_json::to_string_pretty(&state)? + "\n";
-    write(&out.join("desired-state.json"), json.as_bytes(), false)?;
+    wanted.insert(out.join("desired-state.json"), (json.into_bytes(), false));
     if args.compose {
         let text = serde_saphyr::to_string(&compose::compose(&state))
             .context("writing the compose file")?;
         let header =
             "# Written by `voisin render --compose`: the bundle as a docker-compose file.\n";
-        write(
-            &out.join("compose.yaml"),
-            format!("{header}{text}").as_bytes(),
-            false,
-        )?;
+        wanted.insert(
+            out.join("compose.yaml"),
+            (format!("{header}{text}").into_bytes(), false),
+        );
+    }
+    remove_unwanted(&out, &wanted)?;
+    for (path, (bytes, secret)) in &wanted {
+        write(path, bytes, *secret)?;
     }
     if !global.quiet {
         let mut stdout = std::io::stdout().lock();
@@ -90,30 +99,76 @@ fn prepare(out: &Path) -> anyhow::Result<()> {
             )
             .into());
         }
-        for stale in ["files", "desired-state.json", "compose.yaml"] {
-            let path = out.join(stale);
-            if path.is_dir() {
-                fs::remove_dir_all(&path)
-                    .with_context(|| format!("removing `{}`", path.display()))?;
-            } else if path.exists() {
-                fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
-            }
-        }
     }
     fs::create_dir_all(out).with_context(|| format!("creating `{}`", out.display()))?;
     fs::set_permissions(out, fs::Permissions::from_mode(0o700))?;
-    fs::write(
-        out.join(MARKER),
-        "written by `voisin render`; its files are replaced by the next render\n",
-    )?;
+    let marker = out.join(MARKER);
+    if !marker.exists() {
+        fs::write(
+            marker,
+            "written by `voisin render`; its files are replaced by the next render\n",
+        )?;
+    }
     Ok(())
 }
 
-fn write(path: &PathBuf, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
+/// What this render writes: path → (bytes, holds secrets).
+type Wanted = BTreeMap<PathBuf, (Vec<u8>, bool)>;
+
+/// Removes what a previous render wrote that this one does not: files under
+/// `files/` (and folders left empty), and `desired-state.json` or
+/// `compose.yaml` when not wanted.
+fn remove_unwanted(out: &Path, wanted: &Wanted) -> anyhow::Result<()> {
+    fn walk(dir: &Path, wanted: &Wanted) -> anyhow::Result<bool> {
+        let mut empty = true;
+        for entry in fs::read_dir(dir).with_context(|| format!("reading `{}`", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                if walk(&path, wanted)? {
+                    fs::remove_dir(&path)
+                        .with_context(|| format!("removing `{}`", path.display()))?;
+                } else {
+                    empty = false;
+                }
+            } else if wanted.contains_key(&path) {
+                empty = false;
+            } else {
+                fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
+            }
+        }
+        Ok(empty)
+    }
+    let files = out.join("files");
+    if files.is_dir() {
+        walk(&files, wanted)?;
+    }
+    for top in ["desired-state.json", "compose.yaml"] {
+        let path = out.join(top);
+        if path.exists() && !wanted.contains_key(&path) {
+            fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file unless it already holds these bytes with this mode.
+fn write(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
+    let mode = if secret { 0o600 } else { 0o644 };
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o777 == mode
+        && meta.len() == bytes.len() as u64
+        && fs::read(path).is_ok_and(|old| old == bytes)
+    {
+        return Ok(());
+    }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
     }
-    let mode = if secret { 0o600 } else { 0o644 };
+    // An existing file keeps its mode when truncated: remove it so the new
+    // one is created with the right mode.
+    if path.exists() {
+        fs::remove_file(path).with_context(|| format!("replacing `{}`", path.display()))?;
+    }
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -28,6 +28,7 @@ pub fn validate(doc: &Document, manifest: &Manifest, catalog: &Catalog) -> Vec<D
     v.engine();
     v.members();
     v.services();
+    v.sender_addresses();
     v.proxy();
     v.backup();
     v.out
@@ -329,6 +330,52 @@ impl<'a> Validator<'a> {
                 }
             }
             self.settings(&base, &service.settings, entry);
+        }
+    }
+
+    /// Services that send mail get an account `ROLE@DOMAIN` on the mail
+    /// service: no member's mailbox and no alias may take that address.
+    fn sender_addresses(&mut self) {
+        let manifest = self.manifest;
+        if !manifest.services.contains_key("mail") {
+            return;
+        }
+        let senders: BTreeSet<&str> = manifest
+            .services
+            .iter()
+            .filter(|(_, s)| self.catalog.get(&s.entry).is_some_and(|e| e.sends_mail))
+            .map(|(role, _)| role.as_str())
+            .collect();
+        let domain = &manifest.association.domain;
+        for (i, member) in manifest.members.iter().enumerate() {
+            let Some((local, _)) = member.mailbox.as_deref().and_then(|m| m.split_once('@')) else {
+                continue;
+            };
+            if let Some(role) = senders.get(local.to_lowercase().as_str()) {
+                self.error(
+                    "reserved-address",
+                    &Path::from("members").index(i).key("mailbox"),
+                    format!(
+                        "`{local}@{domain}` is the address the `{role}` service sends mail from"
+                    ),
+                    Some(format!("give `{}` another mailbox", member.id)),
+                );
+            }
+        }
+        if let Some(mail) = manifest.services.get("mail") {
+            for alias in mail.aliases.keys() {
+                if let Some(role) = senders.get(alias.to_lowercase().as_str()) {
+                    self.push(
+                        Diagnostic::error(
+                            "reserved-address",
+                            format!("`{alias}@{domain}` is the address the `{role}` service sends mail from"),
+                        )
+                        .with_hint("choose another name for the alias"),
+                        &Path::from("services.mail.aliases").key(alias.as_str()),
+                        Target::Key,
+                    );
+                }
+            }
         }
     }
 

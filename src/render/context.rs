@@ -3,13 +3,14 @@
 //! keys. A template that is not marked cannot reach a secret, even by
 //! mistake.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tera::Context;
 
 use super::state::Route;
+use crate::catalog::PasswordHash;
 use crate::manifest::{Locale, Manifest};
 use crate::secrets::{Secret, Store, generate};
 
@@ -27,6 +28,9 @@ pub struct ServiceView {
     /// Whether it sends mail through the association's mail service.
     #[serde(skip)]
     pub sends_mail: bool,
+    /// Hashes of members' passwords its templates use.
+    #[serde(skip)]
+    pub member_hashes: Vec<PasswordHash>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,19 +72,23 @@ impl<'a> Inputs<'a> {
         store: &'a mut Store,
     ) -> Self {
         let has = |role: &str| services.iter().any(|s| s.role == role);
+        // The hashes the entries' templates use, made once with each password.
+        let hashes: BTreeSet<PasswordHash> = services
+            .iter()
+            .flat_map(|s| s.member_hashes.iter().copied())
+            .collect();
         for member in &manifest.members {
             let password = store.get_or_create(
                 &format!("member.{}.password", member.id),
                 generate::password,
             );
-            if has("mail") && member.mailbox.is_some() {
-                store.get_or_create(&format!("member.{}.sha512_crypt", member.id), || {
-                    generate::sha512_crypt(&password)
-                });
-            }
-            if has("board") {
-                store.get_or_create(&format!("member.{}.argon2", member.id), || {
-                    generate::argon2(&password)
+            for hash in &hashes {
+                let (suffix, make): (&str, fn(&Secret) -> Secret) = match hash {
+                    PasswordHash::Sha512Crypt => ("sha512_crypt", generate::sha512_crypt),
+                    PasswordHash::Argon2 => ("argon2", generate::argon2),
+                };
+                store.get_or_create(&format!("member.{}.{suffix}", member.id), || {
+                    make(&password)
                 });
             }
         }

@@ -232,6 +232,7 @@ fn service_view(service: &Active<'_>) -> ServiceView {
         host: service.host.clone(),
         settings: service.settings.clone(),
         sends_mail: service.entry.sends_mail,
+        member_hashes: service.entry.member_hashes.clone(),
     }
 }
 
@@ -581,4 +582,180 @@ fn parse_port(text: &str) -> Option<Port> {
         container: container.parse().ok()?,
         protocol: protocol.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Source, load};
+
+    fn rendered(example: &str) -> DesiredState {
+        let catalog = load(&Source::BuiltIn).expect("built-in catalog").catalog;
+        let path = format!("{}/examples/{example}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("example");
+        let checked = crate::manifest::check(example, &text, &catalog);
+        let manifest = checked.manifest.expect("a valid example");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::empty(dir.path());
+        render(&manifest, &catalog, &mut store).expect("renders")
+    }
+
+    #[test]
+    fn containers_come_after_what_they_depend_on() {
+        let state = rendered("full-association.yaml");
+        let names: Vec<&str> = state.containers.iter().map(|c| c.name.as_str()).collect();
+        for (i, c) in state.containers.iter().enumerate() {
+            for dep in &c.depends_on {
+                let at = names
+                    .iter()
+                    .position(|n| n == dep)
+                    .expect("a known container");
+                assert!(at < i, "{} comes before {dep}", c.name);
+            }
+        }
+        assert_eq!(
+            names,
+            [
+                "amis-quartier-board-board",
+                "amis-quartier-cloud-db",
+                "amis-quartier-cloud-redis",
+                "amis-quartier-cloud-app",
+                "amis-quartier-cloud-cron",
+                "amis-quartier-mail-mail",
+                "amis-quartier-proxy-traefik",
+            ]
+        );
+    }
+
+    #[test]
+    fn services_that_send_mail_reach_the_mail_server_by_name() {
+        let state = rendered("full-association.yaml");
+        let app = state
+            .containers
+            .iter()
+            .find(|c| c.container == "app")
+            .expect("the cloud app");
+        assert!(
+            app.networks
+                .iter()
+                .any(|n| n.network == "amis-quartier-mail")
+        );
+        assert_eq!(app.env["SMTP_HOST"], "mail");
+        assert_eq!(app.env["SMTP_NAME"], "cloud@amis-quartier.org");
+        let mail = state
+            .containers
+            .iter()
+            .find(|c| c.container == "mail")
+            .expect("the mail server");
+        let on_mail_net = mail
+            .networks
+            .iter()
+            .find(|n| n.network == "amis-quartier-mail")
+            .expect("its own network");
+        assert_eq!(on_mail_net.aliases, ["mail"]);
+        let db = state
+            .containers
+            .iter()
+            .find(|c| c.container == "db")
+            .expect("the database");
+        assert_eq!(
+            db.networks.len(),
+            1,
+            "the database is reachable from its own service only"
+        );
+    }
+
+    #[test]
+    fn the_proxy_routes_every_web_host_and_certifies_the_mail_host() {
+        let state = rendered("full-association.yaml");
+        let hosts: Vec<(&str, &str)> = state
+            .routes
+            .iter()
+            .map(|r| (r.host.as_str(), r.url.as_str()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                (
+                    "pret.amis-quartier.org",
+                    "http://amis-quartier-board-board:8080"
+                ),
+                (
+                    "cloud.amis-quartier.org",
+                    "http://amis-quartier-cloud-app:80"
+                ),
+            ]
+        );
+        let traefik = state
+            .containers
+            .iter()
+            .find(|c| c.container == "traefik")
+            .expect("the proxy");
+        let dynamic = traefik
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("dynamic.yml"))
+            .expect("dynamic config");
+        assert!(
+            dynamic
+                .content
+                .expose()
+                .contains("Host(`mail.amis-quartier.org`)")
+        );
+        let mail = state
+            .containers
+            .iter()
+            .find(|c| c.container == "mail")
+            .expect("mail");
+        assert!(
+            mail.mounts
+                .iter()
+                .any(|m| m.volume == "amis-quartier-proxy-acme" && m.read_only)
+        );
+    }
+
+    #[test]
+    fn a_bundle_without_mail_has_no_mail_accounts_or_network() {
+        let state = rendered("board-only.yaml");
+        assert!(state.networks.iter().all(|n| !n.name.ends_with("-mail")));
+        let board = state
+            .containers
+            .iter()
+            .find(|c| c.container == "board")
+            .expect("the board");
+        assert_eq!(board.env["VOISIN_BOARD_SMTP_HOST"], "");
+        assert_eq!(board.env["VOISIN_BOARD_LOCALE"], "fr");
+        assert_eq!(
+            board.env["VOISIN_BOARD_CATEGORIES"],
+            "livres,dvd,outils,jeux,services"
+        );
+    }
+
+    #[test]
+    fn each_member_gets_a_cloud_account_and_admins_the_admin_group() {
+        let state = rendered("full-association.yaml");
+        let adds: Vec<&str> = state
+            .after_start
+            .iter()
+            .filter(|e| e.command.get(2).is_some_and(|c| c == "user:add"))
+            .map(|e| e.command.last().expect("an id").as_str())
+            .collect();
+        assert_eq!(adds, ["alice", "bob", "chloe", "david"]);
+        let admins: Vec<&str> = state
+            .after_start
+            .iter()
+            .filter(|e| e.command.get(2).is_some_and(|c| c == "group:adduser"))
+            .map(|e| e.command.last().expect("an id").as_str())
+            .collect();
+        assert_eq!(admins, ["alice"]);
+        let add = state
+            .after_start
+            .iter()
+            .find(|e| e.command.get(2).is_some_and(|c| c == "user:add"))
+            .expect("a step");
+        assert!(
+            add.env["OC_PASS"].is_secret(),
+            "passwords reach occ as secret environment"
+        );
+    }
 }

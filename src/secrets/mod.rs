@@ -106,6 +106,8 @@ struct File {
 const HEADER: &str = "# voisin's secrets for this manifest: generated, never printed.\n\
 # Keep this file private (mode 0600). To commit it, use `voisin secrets encrypt`.\n";
 
+const GITIGNORE: &str = "# Written by voisin: keep the secrets out of git, all but the encrypted copy.\n*\n!.gitignore\n!secrets.yaml.age\n";
+
 /// The secrets of one manifest.
 #[derive(Debug)]
 pub struct Store {
@@ -165,16 +167,7 @@ impl Store {
         };
         let file: File = serde_saphyr::from_str(&text).map_err(|e| SecretsError::Corrupt {
             path: plain.clone(),
-            // serde-saphyr's message may quote the text around the error,
-            // which could be a secret: keep only where it is.
-            reason: e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(80)
-                .collect(),
+            reason: where_only(&e.to_string()),
         })?;
         if file.version != 1 {
             return Err(SecretsError::Corrupt {
@@ -230,14 +223,13 @@ impl Store {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
             .map_err(io("protect", &self.dir))?;
-        let file = File {
-            version: 1,
-            values: self.values.clone(),
-        };
-        let body = serde_saphyr::to_string(&file).map_err(|e| SecretsError::Corrupt {
-            path: self.path(),
-            reason: e.to_string(),
-        })?;
+        // The folder sits beside the manifest, usually in a git repository:
+        // only the encrypted copy may ever be committed.
+        let ignore = self.dir.join(".gitignore");
+        if !ignore.exists() {
+            fs::write(&ignore, GITIGNORE).map_err(io("write", &ignore))?;
+        }
+        let body = self.serialized()?;
         let tmp = self.dir.join(".secrets.yaml.tmp");
         let mut out = fs::OpenOptions::new()
             .write(true)
@@ -255,6 +247,17 @@ impl Store {
         Ok(())
     }
 
+    fn serialized(&self) -> Result<String, SecretsError> {
+        let file = File {
+            version: 1,
+            values: self.values.clone(),
+        };
+        serde_saphyr::to_string(&file).map_err(|_| SecretsError::Corrupt {
+            path: self.path(),
+            reason: "the secrets could not be written as YAML".into(),
+        })
+    }
+
     /// Writes an age-encrypted, ASCII-armoured copy of every secret for
     /// `recipients`, which can be committed beside the manifest.
     pub fn encrypt(&self, recipients: &[String]) -> Result<PathBuf, SecretsError> {
@@ -266,14 +269,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let file = File {
-            version: 1,
-            values: self.values.clone(),
-        };
-        let body = serde_saphyr::to_string(&file).map_err(|e| SecretsError::Corrupt {
-            path: self.path(),
-            reason: e.to_string(),
-        })?;
+        let body = self.serialized()?;
         let path = self.encrypted_path();
         let failed = |e: &dyn fmt::Display| SecretsError::Decrypt {
             path: path.clone(),
@@ -307,6 +303,28 @@ impl Store {
             source,
         })?;
         Ok(path)
+    }
+}
+
+/// The position from a parser's message, without the rest: the message may
+/// quote the text around the problem, which could be a secret.
+fn where_only(message: &str) -> String {
+    let number_after = |word: &str| {
+        message.find(word).and_then(|at| {
+            let digits: String = message[at + word.len()..]
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<usize>().ok()
+        })
+    };
+    match (number_after("line"), number_after("column")) {
+        (Some(l), Some(c)) => {
+            format!("it is not the YAML voisin writes (near line {l}, column {c})")
+        }
+        (Some(l), None) => format!("it is not the YAML voisin writes (near line {l})"),
+        _ => "it is not the YAML voisin writes".to_string(),
     }
 }
 
@@ -359,6 +377,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_damaged_file_is_reported_without_quoting_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(dir.path(), None).expect("opens");
+        let value = store.get_or_create("db", generate::password);
+        store.save().expect("saves");
+        let text = fs::read_to_string(store.path()).expect("file");
+        fs::write(store.path(), text.replace("values:", "values: [")).expect("damage");
+        let err = Store::open(dir.path(), None).expect_err("damaged");
+        let message = err.to_string();
+        assert!(
+            message.contains("is not a secrets file voisin can read"),
+            "{message}"
+        );
+        assert!(!message.contains(value.expose()), "{message}");
+    }
+
+    #[test]
     fn debug_never_shows_the_value() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "Secret(…)");
@@ -380,6 +415,11 @@ mod tests {
         assert_eq!(mode, 0o600);
         let dir_mode = fs::metadata(&state).expect("dir").permissions().mode() & 0o777;
         assert_eq!(dir_mode, 0o700);
+        let ignore = fs::read_to_string(state.join(".gitignore")).expect("a .gitignore");
+        assert!(
+            ignore.contains("\n*\n") && ignore.contains("!secrets.yaml.age"),
+            "{ignore}"
+        );
 
         let mut again = Store::open(&state, None).expect("reopens");
         assert_eq!(again.get_or_create("db", generate::password), first);

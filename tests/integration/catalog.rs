@@ -89,7 +89,7 @@ fn the_built_in_catalog_passes_its_own_lint() {
 }
 
 #[test]
-fn lint_rejects_unpinned_images_literal_secrets_and_missing_templates() {
+fn lint_rejects_unpinned_images_literal_secrets_bad_templates_and_dangling_names() {
     let run = Voisin::new([
         "--catalog",
         "tests/catalogs/lint-failures",
@@ -117,13 +117,17 @@ fn lint_rejects_unpinned_images_literal_secrets_and_missing_templates() {
     assert_eq!(
         found,
         [
-            "unpinned-image 20:12 containers.app.image",
-            "literal-secret 22:20 containers.app.env.DB_PASSWORD",
-            "missing-template 27:19 containers.app.files[1].template",
-            "unpinned-image 31:12 containers.worker.image",
             "literal-secret 9:14 settings.admin_password.default",
             "setting-shape 11:3 settings.colour",
             "bad-default 16:14 settings.size.default",
+            "unpinned-image 20:12 containers.app.image",
+            "literal-secret 22:20 containers.app.env.DB_PASSWORD",
+            "missing-template 27:19 containers.app.files[1].template",
+            "bad-template 29:19 containers.app.files[2].template",
+            "unknown-reference 31:18 containers.app.depends_on[0]",
+            "unpinned-image 34:12 containers.worker.image",
+            "unknown-reference 38:18 backup.dumps[0].container",
+            "unknown-reference 41:13 backup.volumes[0]",
         ]
     );
 }

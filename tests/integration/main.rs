@@ -3,6 +3,7 @@
 
 mod catalog;
 mod check;
+mod dns;
 mod examples;
 mod render;
 mod schema;

@@ -452,6 +452,9 @@ fn no_command_ever_prints_a_secret() {
         vec!["members", "credentials", "bob", "--format", "json"],
         vec!["members", "credentials", "nobody"],
         vec!["render", "--out", "voisin.yaml"],
+        vec!["dns"],
+        vec!["dns", "--format", "json"],
+        vec!["dns", "--check", "--resolver", "127.0.0.1:1"],
     ]
     .into_iter()
     .map(|args| args.into_iter().map(str::to_string).collect())
@@ -483,4 +486,42 @@ fn no_command_ever_prints_a_secret() {
             );
         }
     }
+}
+
+#[test]
+fn a_render_that_changes_nothing_writes_nothing_and_stale_files_go() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    assert_eq!(ws.voisin(["render", "--compose"]).run().code, 0);
+    let virtual_ = ws
+        .rendered()
+        .join("files/amis-quartier-mail-mail/tmp/docker-mailserver/postfix-virtual.cf");
+    let before = fs::metadata(&virtual_)
+        .expect("written")
+        .modified()
+        .expect("mtime");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(ws.voisin(["render", "--compose"]).run().code, 0);
+    assert_eq!(
+        fs::metadata(&virtual_)
+            .expect("kept")
+            .modified()
+            .expect("mtime"),
+        before
+    );
+
+    // Without the mail service and without --compose, what belonged to them goes.
+    let manifest = fs::read_to_string(ws.path().join("voisin.yaml")).expect("manifest");
+    let start = manifest.find("  mail:\n").expect("mail section");
+    let end = manifest.find("  cloud:\n").expect("cloud section");
+    let without_mail = format!("{}{}", &manifest[..start], &manifest[end..]);
+    fs::write(ws.path().join("voisin.yaml"), without_mail).expect("edit");
+    let run = ws.voisin(["render"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!ws.rendered().join("files/amis-quartier-mail-mail").exists());
+    assert!(!ws.rendered().join("compose.yaml").exists());
+    assert!(
+        ws.rendered()
+            .join("files/amis-quartier-board-board")
+            .exists()
+    );
 }

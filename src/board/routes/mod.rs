@@ -145,13 +145,15 @@ async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) 
 }
 
 /// Every change to the board comes through a POST: once one is answered
-/// (its transaction committed), cached offer lists are stale.
+/// (its transaction committed), cached offer lists and sessions are stale,
+/// and mail it queued can go.
 async fn changes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let post = req.method() == Method::POST;
     let response = next.run(req).await;
     if post {
         state.lists.invalidate();
         state.sessions.clear();
+        state.mail_waiting.notify_one();
     }
     response
 }
