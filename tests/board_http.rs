@@ -126,6 +126,18 @@ async fn wrong_password_and_unknown_member_get_the_same_answer() {
         csrf_free(&strip(&unknown.body))
     );
     assert!(wrong.body.contains("Wrong member id or password"));
+    // Unknown and password-less logins are checked against another
+    // member's hash (for equal timing); that hash must never let them in.
+    for login in ["mallory", "dave"] {
+        let r = b
+            .visitor()
+            .post(
+                "/signin",
+                &[("login", login), ("password", "alice-password")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{login}");
+    }
 }
 
 #[tokio::test]

@@ -67,6 +67,14 @@ pub(crate) async fn password(
             .await?
     };
     let (id, hash) = found.map_or((None, None), |(id, h)| (Some(id), h));
+    let (id, hash) = match hash {
+        Some(hash) => (id, Some(hash)),
+        // No such member, or one without a password: check against another
+        // member's hash, made with the same parameters, so the answer takes
+        // just as long and cannot tell which accounts exist. The result is
+        // thrown away with the id.
+        None => (None, decoy_hash(&state).await?),
+    };
     let password = form.password;
     // argon2 takes tens of milliseconds of CPU: keep it off the async threads.
     let _permit = state
@@ -91,6 +99,21 @@ pub(crate) async fn password(
             Ok(response)
         }
     }
+}
+
+/// Some member's password hash, for [`password`]'s decoy check.
+async fn decoy_hash(state: &AppState) -> Result<Option<String>, Failure> {
+    Ok(state
+        .db
+        .call(|c| {
+            Ok(c.query_row(
+                "SELECT password_hash FROM members WHERE password_hash IS NOT NULL LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await?)
 }
 
 /// Creates a session for `member` and sends the browser home with its
