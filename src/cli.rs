@@ -214,11 +214,11 @@ pub enum BoardCommand {
     Serve(Box<BoardServeArgs>),
 
     /// Write a consistent snapshot of the board's database, even while the
-    /// board runs (`SQLite`'s online backup).
+    /// board runs (an online backup).
     Backup(BoardBackupArgs),
 
     /// Replace the board's database with a snapshot `backup` wrote, while
-    /// the board runs (`SQLite`'s online backup, the other way).
+    /// the board runs (an online backup, the other way).
     Restore(BoardRestoreArgs),
 
     /// Exit 0 when the board on this machine answers `/healthz`: the
@@ -241,7 +241,7 @@ pub struct BoardServeArgs {
     #[arg(long, env = "VOISIN_BOARD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
 
-    /// The `SQLite` database; created when missing.
+    /// The database file; created when missing.
     #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
     pub database: PathBuf,
 
@@ -315,7 +315,7 @@ pub struct BoardServeArgs {
 /// Arguments of `voisin board backup`.
 #[derive(Debug, Args)]
 pub struct BoardBackupArgs {
-    /// The board's `SQLite` database.
+    /// The board's database file.
     #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
     pub database: PathBuf,
 
@@ -327,7 +327,7 @@ pub struct BoardBackupArgs {
 /// Arguments of `voisin board restore`.
 #[derive(Debug, Args)]
 pub struct BoardRestoreArgs {
-    /// The board's `SQLite` database, replaced whole.
+    /// The board's database file, replaced whole.
     #[arg(long, env = "VOISIN_BOARD_DATABASE", value_name = "PATH")]
     pub database: PathBuf,
 
@@ -348,7 +348,7 @@ pub struct BoardHealthcheckArgs {
 /// Arguments of `voisin board seed`.
 #[derive(Debug, Args)]
 pub struct BoardSeedArgs {
-    /// The `SQLite` database to fill; created when missing.
+    /// The database file to fill; created when missing.
     #[arg(long, value_name = "PATH")]
     pub database: PathBuf,
 
