@@ -6,8 +6,6 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use argon2::password_hash::PasswordHasher as _;
-use argon2::{Algorithm, Argon2, Params, Version};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 
@@ -129,20 +127,12 @@ pub fn sync(conn: &mut Connection, file: &MembersFile, now: i64) -> anyhow::Resu
 /// from the operating system's random generator. `voisin members
 /// credentials` uses it to hand members their initial password.
 ///
-/// The parameters are one of OWASP's equivalent argon2id settings (7 MiB,
-/// five passes) rather than the crate's default (19 MiB, two): the same
-/// cost to an attacker, but a sign-in needs a third of the memory, which
-/// keeps the board within its memory budget on a small server.
+/// The parameters are voisin's one argon2id setting
+/// ([`crate::secrets::generate::argon2`]).
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    hasher()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
-}
-
-/// The argon2id hasher with the board's parameters.
-fn hasher() -> Argon2<'static> {
-    // 7 MiB, 5 passes, 1 lane: valid constants, so this cannot fail.
-    let params = Params::new(7 * 1024, 5, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Ok(
+        crate::secrets::generate::argon2(&crate::secrets::Secret::new(password))
+            .expose()
+            .to_string(),
+    )
 }
