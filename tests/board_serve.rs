@@ -87,14 +87,7 @@ fn serve_reads_its_environment_and_keeps_secrets_out_of_its_log() {
         })
         .expect("an https public url gives `__Host-` cookies");
     assert!(cookie.contains("; Secure"));
-    let csrf = cookie
-        .split('=')
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = cookie_value(cookie);
     let body = format!("email=dave%40amis-quartier.org&csrf={csrf}");
     let sent = http(
         port,
@@ -198,14 +191,7 @@ async fn the_rendered_members_file_and_handed_over_password_sign_in() {
     .await
     .unwrap();
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
-    let csrf = cookie
-        .split('=')
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = cookie_value(&cookie);
     let body =
         serde_urlencoded::to_string([("login", "alice"), ("password", &password), ("csrf", &csrf)])
             .unwrap();
@@ -236,4 +222,14 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The value of a `Set-Cookie` header: what stands between `=` and `;`.
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split('=')
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("a cookie with a value")
+        .to_string()
 }
