@@ -36,6 +36,18 @@ pub struct Entry {
     #[serde(default = "yes")]
     pub needs_host: bool,
 
+    /// For a proxy: it runs nothing, and each web service is published on
+    /// a port of this machine's loopback address instead, from the `port`
+    /// setting up. For trying voisin on one machine, with no domain and no TLS.
+    #[serde(default)]
+    pub loopback: bool,
+
+    /// Whether the service works behind a `loopback` proxy: served over
+    /// plain HTTP on 127.0.0.1, with no domain (the lending board does;
+    /// mail, which needs a public name and certificates, does not).
+    #[serde(default)]
+    pub works_on_loopback: bool,
+
     /// Whether it sends mail: it then gets a mail account `ROLE@DOMAIN` on
     /// the association's mail service, and joins that service's network.
     #[serde(default)]
@@ -80,6 +92,12 @@ fn yes() -> bool {
 pub struct Container {
     /// The image, pinned by tag (and digest where known): never `latest`.
     pub image: String,
+
+    /// How the image is made when the engine lacks it: `voisin` builds it
+    /// from the running voisin executable through the engine (no registry
+    /// needed); without it, the image is pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
 
     /// Replaces the image's command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -157,6 +175,15 @@ pub struct Container {
 
 fn default_stop_grace() -> String {
     "10s".into()
+}
+
+/// How an image is made instead of pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Build {
+    /// From the running voisin executable (and, when it is dynamically
+    /// linked, the shared libraries it loads): the lending board's image.
+    Voisin,
 }
 
 /// A volume of another role's service, mounted read-only.

@@ -314,6 +314,29 @@ impl<'a> Validator<'a> {
             let Some(entry) = entry else {
                 continue;
             };
+            if let Some(proxy) = self.loopback_proxy()
+                && !entry.works_on_loopback
+                && !entry.containers.is_empty()
+            {
+                let why = if role == "mail" {
+                    "mail needs a public domain name and certificates".to_string()
+                } else {
+                    format!("`{}` needs a public domain name", entry.name)
+                };
+                self.push(
+                    Diagnostic::error(
+                        "not-on-loopback",
+                        format!(
+                            "the `{role}` service cannot run behind the `{proxy}` proxy, which serves services on this machine only: {why}"
+                        ),
+                    )
+                    .with_hint(format!(
+                        "for a trial on this machine, keep only services that work locally (the lending board); to run `{role}` for real, remove `proxy: {{ use: {proxy} }}` and give a domain that points at this machine"
+                    )),
+                    &base.key("use"),
+                    Target::Value,
+                );
+            }
             if !service.aliases.is_empty() {
                 if role == "mail" {
                     self.aliases(&base, service);
@@ -428,8 +451,9 @@ impl<'a> Validator<'a> {
             crate::document::Seg::Key(k) => k.clone(),
             crate::document::Seg::Index(i) => i.to_string(),
         });
-        // With an unknown entry, still check the host that is given.
-        let needs_host = entry.is_none_or(|e| e.needs_host);
+        // With an unknown entry, still check the host that is given. Behind
+        // a loopback proxy, services are reached by port: no host is needed.
+        let needs_host = entry.is_none_or(|e| e.needs_host) && self.loopback_proxy().is_none();
         match (&service.host, needs_host) {
             (None, true) if entry.is_none() => {}
             (None, true) => {
@@ -617,6 +641,12 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+    }
+
+    /// The proxy entry's name when it is a `loopback` one (a local trial).
+    fn loopback_proxy(&self) -> Option<&'a str> {
+        let name = self.manifest.proxy.as_ref()?.entry.as_str();
+        self.catalog.get(name).filter(|e| e.loopback).map(|e| e.name.as_str())
     }
 
     fn proxy(&mut self) {

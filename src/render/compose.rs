@@ -127,7 +127,10 @@ fn service(state: &DesiredState, c: &ContainerSpec) -> Value {
         let ports: Vec<String> = c
             .ports
             .iter()
-            .map(|p| format!("{}:{}/{}", p.host, p.container, p.protocol))
+            .map(|p| match &p.host_ip {
+                Some(ip) => format!("{ip}:{}:{}/{}", p.host, p.container, p.protocol),
+                None => format!("{}:{}/{}", p.host, p.container, p.protocol),
+            })
             .collect();
         fields.insert("ports".into(), json!(ports));
     }

@@ -23,6 +23,9 @@ pub struct ServiceView {
     pub entry: String,
     /// Its public host.
     pub host: Option<String>,
+    /// Where people reach it: `https://HOST`, or `http://127.0.0.1:PORT`
+    /// behind a `loopback` proxy; empty for a service with no web route.
+    pub url: String,
     /// Its settings, defaults filled in.
     pub settings: BTreeMap<String, serde_json::Value>,
     /// Whether it sends mail through the association's mail service.

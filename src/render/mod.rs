@@ -59,6 +59,23 @@ struct Active<'a> {
     entry: &'a Entry,
     host: Option<String>,
     settings: BTreeMap<String, serde_json::Value>,
+    /// Behind a `loopback` proxy: the port of 127.0.0.1 its route is published on.
+    loopback_port: Option<u16>,
+}
+
+impl Active<'_> {
+    /// Where people reach the service, when it has a web route.
+    fn url(&self) -> String {
+        match (self.loopback_port, &self.host) {
+            (Some(port), _) => format!("http://127.0.0.1:{port}"),
+            (None, Some(host)) if self.has_route() => format!("https://{host}"),
+            _ => String::new(),
+        }
+    }
+
+    fn has_route(&self) -> bool {
+        self.entry.containers.values().any(|c| c.route.is_some())
+    }
 }
 
 /// Renders `manifest` with `catalog`, taking secrets from `secrets` and
@@ -83,6 +100,7 @@ pub fn render(
     }
 
     let routes = routes(&slug, &active);
+    let loopback = active.iter().any(|a| a.loopback_port.is_some());
     let mut state = DesiredState {
         association: slug.clone(),
         domain: manifest.association.domain.clone(),
@@ -91,14 +109,26 @@ pub fn render(
         containers: Vec::new(),
         routes: routes.clone(),
         after_start: Vec::new(),
+        urls: active
+            .iter()
+            .map(|a| (a.role.clone(), a.url()))
+            .filter(|(_, url)| !url.is_empty())
+            .collect(),
     };
-    state.networks.push(Network {
-        name: format!("{slug}-edge"),
-        subnet: Some(inputs.edge_subnet.clone()),
-        labels: labels(manifest, None, None),
-    });
+    // Behind a loopback proxy nothing runs between people and services,
+    // so there is no edge network to fix a subnet for.
+    if !loopback {
+        state.networks.push(Network {
+            name: format!("{slug}-edge"),
+            subnet: Some(inputs.edge_subnet.clone()),
+            labels: labels(manifest, None, None),
+        });
+    }
     let present: BTreeSet<&str> = active.iter().map(|a| a.role.as_str()).collect();
     for service in &active {
+        if service.entry.containers.is_empty() {
+            continue;
+        }
         state.networks.push(Network {
             name: format!("{slug}-{}", service.role),
             subnet: None,
@@ -175,6 +205,16 @@ fn labels(
 }
 
 fn active_services<'a>(manifest: &'a Manifest, catalog: &'a Catalog) -> Vec<Active<'a>> {
+    let (proxy_name, proxy_given) = manifest
+        .proxy
+        .as_ref()
+        .map_or((default_proxy(), BTreeMap::new()), |p| {
+            (p.entry.clone(), p.settings.clone())
+        });
+    let proxy = catalog
+        .get(&proxy_name)
+        .map(|entry| (entry, with_defaults(entry, &proxy_given)));
+    let loopback = proxy.as_ref().is_some_and(|(e, _)| e.loopback);
     let mut active = Vec::new();
     for (role, service) in &manifest.services {
         if let Some(entry) = catalog.get(&service.entry) {
@@ -185,27 +225,35 @@ fn active_services<'a>(manifest: &'a Manifest, catalog: &'a Catalog) -> Vec<Acti
                 // warns about it).
                 host: service.host.clone().filter(|_| entry.needs_host),
                 settings: with_defaults(entry, &service.settings),
-            });
-        }
-    }
-    let wants_proxy = active.iter().any(|a| a.host.is_some());
-    if wants_proxy {
-        let (name, given) = manifest
-            .proxy
-            .as_ref()
-            .map_or((default_proxy(), BTreeMap::new()), |p| {
-                (p.entry.clone(), p.settings.clone())
-            });
-        if let Some(entry) = catalog.get(&name) {
-            active.push(Active {
-                role: "proxy".into(),
-                entry,
-                host: None,
-                settings: with_defaults(entry, &given),
+                loopback_port: None,
             });
         }
     }
     active.sort_by(|a, b| a.role.cmp(&b.role));
+    if loopback && let Some((_, settings)) = &proxy {
+        // Each web service on the next loopback port, in the order of roles.
+        let first = settings
+            .get("port")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(8080);
+        let mut next = first;
+        for service in active.iter_mut().filter(|a| a.has_route()) {
+            service.loopback_port = Some(next);
+            next = next.saturating_add(1);
+        }
+    }
+    let wants_proxy = active.iter().any(|a| a.host.is_some() || a.loopback_port.is_some());
+    if wants_proxy && let Some((entry, settings)) = proxy {
+        active.push(Active {
+            role: "proxy".into(),
+            entry,
+            host: None,
+            settings,
+            loopback_port: None,
+        });
+        active.sort_by(|a, b| a.role.cmp(&b.role));
+    }
     active
 }
 
@@ -230,6 +278,7 @@ fn service_view(service: &Active<'_>) -> ServiceView {
         role: service.role.clone(),
         entry: service.entry.name.clone(),
         host: service.host.clone(),
+        url: service.url(),
         settings: service.settings.clone(),
         sends_mail: service.entry.sends_mail,
         member_hashes: service.entry.member_hashes.clone(),
@@ -244,7 +293,9 @@ fn active_views(active: &[Active<'_>]) -> Vec<ServiceView> {
 fn routes(slug: &str, active: &[Active<'_>]) -> Vec<Route> {
     let mut routes = Vec::new();
     for service in active {
-        let Some(host) = &service.host else { continue };
+        let Some(host) = service.host.as_ref().filter(|_| service.loopback_port.is_none()) else {
+            continue;
+        };
         for (name, container) in &service.entry.containers {
             if let Some(route) = &container.route {
                 routes.push(Route {
@@ -415,7 +466,8 @@ impl ServiceRenderer<'_, '_> {
             network: format!("{}-{}", self.slug, self.service.role),
             aliases: vec![name.to_string()],
         }];
-        if spec.route.is_some() || self.service.role == "proxy" {
+        let behind_proxy = self.service.loopback_port.is_none();
+        if behind_proxy && (spec.route.is_some() || self.service.role == "proxy") {
             networks.push(Attachment {
                 network: format!("{}-edge", self.slug),
                 aliases: Vec::new(),
@@ -442,6 +494,14 @@ impl ServiceRenderer<'_, '_> {
                 )
             })?);
         }
+        if let (Some(port), Some(route)) = (self.service.loopback_port, &spec.route) {
+            ports.push(Port {
+                host_ip: Some("127.0.0.1".into()),
+                host: port,
+                container: route.port,
+                protocol: "tcp".into(),
+            });
+        }
         let health = match &spec.health {
             None => None,
             Some(h) => Some(HealthSpec {
@@ -466,6 +526,7 @@ impl ServiceRenderer<'_, '_> {
             service: self.service.role.clone(),
             container: name.to_string(),
             image: spec.image.clone(),
+            build: spec.build,
             hostname,
             entrypoint: self.list(&at("entrypoint"), &spec.entrypoint, context)?,
             command: self.list(&at("command"), &spec.command, context)?,
@@ -578,6 +639,7 @@ fn parse_port(text: &str) -> Option<Port> {
     }
     let (host, container) = ports.split_once(':')?;
     Some(Port {
+        host_ip: None,
         host: host.parse().ok()?,
         container: container.parse().ok()?,
         protocol: protocol.to_string(),

@@ -27,6 +27,9 @@ pub struct DesiredState {
     pub routes: Vec<Route>,
     /// Commands to run once containers are healthy, in order.
     pub after_start: Vec<Exec>,
+    /// Where people reach each web service, by role (`https://HOST`, or a
+    /// loopback URL behind a `loopback` proxy).
+    pub urls: BTreeMap<String, String>,
 }
 
 /// A network.
@@ -64,6 +67,9 @@ pub struct ContainerSpec {
     pub container: String,
     /// The image.
     pub image: String,
+    /// How the image is made when the engine lacks it; pulled when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::catalog::Build>,
     /// Host name inside the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
@@ -199,6 +205,9 @@ pub struct Attachment {
 /// A published port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Port {
+    /// The machine's address it is published on; every address when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
     /// On the machine.
     pub host: u16,
     /// In the container.
