@@ -116,6 +116,35 @@ pub enum Command {
     /// with mode 0600.
     Render(RenderArgs),
 
+    /// Show what `deploy` would change, without changing anything.
+    ///
+    /// Compares the manifest's desired state with what the engine runs:
+    /// each container is created, replaced (with the field that changed),
+    /// started, kept or removed. Changes made by hand show here too.
+    Plan,
+
+    /// Converge the engine to the manifest.
+    ///
+    /// Creates networks and volumes, pulls or builds images, starts
+    /// containers in dependency order and waits for their health, replaces
+    /// only what changed (the old container serves until the new one is
+    /// healthy, and comes back if it is not), then runs the after-start
+    /// steps. Holds the association's lock on the engine meanwhile. A deploy
+    /// that has nothing to do changes nothing.
+    Deploy(DeployArgs),
+
+    /// Every service and container: state, health, image, uptime, restarts.
+    Status,
+
+    /// A service's container logs.
+    Logs(LogsArgs),
+
+    /// Stop and remove the bundle's containers and networks.
+    ///
+    /// Volumes (the association's data) are kept unless `--volumes` is
+    /// given and confirmed.
+    Down(DownArgs),
+
     /// The association's secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -136,6 +165,58 @@ pub struct RenderArgs {
     /// Also write `compose.yaml`, an equivalent docker-compose file.
     #[arg(long)]
     pub compose: bool,
+}
+
+/// Arguments of `voisin deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Take over the lock held by a run that died on another machine
+    /// (asks for confirmation unless `--yes`).
+    #[arg(long)]
+    pub force_unlock: bool,
+
+    /// Answer yes to confirmations.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Arguments of `voisin logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service, by role (`board`, `mail`…).
+    pub service: String,
+
+    /// One of its containers (default: all of them).
+    pub container: Option<String>,
+
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only lines newer than this, like `10m` or `2h`.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+}
+
+/// Arguments of `voisin down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the volumes: every member's data. Asks to type the
+    /// association's domain unless `--yes`.
+    #[arg(long)]
+    pub volumes: bool,
+
+    /// Answer yes to confirmations.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Take over the lock held by a run that died on another machine.
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 /// `voisin secrets …`

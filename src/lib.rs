@@ -11,11 +11,15 @@ pub mod board;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod diagnostic;
 pub mod dns;
 pub mod document;
+pub mod engine;
 pub mod manifest;
 pub mod names;
+pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod secrets;
 pub mod units;
@@ -35,6 +39,8 @@ pub enum Outcome {
     /// The command was used wrongly or the environment is not fit
     /// (a file that cannot be read, an engine that does not answer).
     Unusable,
+    /// Interrupted by Ctrl-C, after putting back what it had changed.
+    Interrupted,
 }
 
 impl Outcome {
@@ -44,6 +50,7 @@ impl Outcome {
             Self::Success => 0,
             Self::Failed => 1,
             Self::Unusable => 2,
+            Self::Interrupted => 130,
         }
     }
 }
@@ -96,10 +103,33 @@ fn report(err: &anyhow::Error) -> Outcome {
         let _ = writeln!(stderr, "  caused by: {cause}");
     }
     let usage = err.chain().find_map(|e| e.downcast_ref::<UsageError>());
-    if let Some(hint) = usage.and_then(|u| u.hint.as_deref()) {
+    let engine = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<engine::EngineError>());
+    let hint = usage
+        .and_then(|u| u.hint.clone())
+        .or_else(|| engine.and_then(|e| e.hint().map(str::to_string)))
+        .or_else(|| {
+            err.chain()
+                .find_map(|e| e.downcast_ref::<deploy::DeployError>())
+                .and_then(deploy::DeployError::hint)
+        })
+        .or_else(|| {
+            err.chain()
+                .find_map(|e| e.downcast_ref::<deploy::lock::LockError>())
+                .and_then(deploy::lock::LockError::hint)
+        });
+    if let Some(hint) = hint {
         let _ = writeln!(stderr, "  hint: {hint}");
     }
+    if err
+        .chain()
+        .any(|e| matches!(e.downcast_ref(), Some(deploy::DeployError::Interrupted)))
+    {
+        return Outcome::Interrupted;
+    }
     let environment = usage.is_some()
+        || matches!(engine, Some(engine::EngineError::Setup { .. }))
         || err.chain().any(|e| {
             e.is::<std::io::Error>()
                 || matches!(

@@ -4,8 +4,11 @@
 mod board;
 mod catalog;
 mod check;
+mod deploy;
 mod dns;
+mod engine;
 mod members;
+mod progress;
 mod render;
 mod schema;
 mod secrets;
@@ -29,6 +32,11 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Board(cmd) => board::run(cmd),
         Command::Dns(args) => dns::run(global, args),
         Command::Render(args) => render::run(global, args),
+        Command::Plan => deploy::plan(global),
+        Command::Deploy(args) => deploy::deploy(global, args),
+        Command::Status => engine::status(global),
+        Command::Logs(args) => engine::logs(global, args),
+        Command::Down(args) => engine::down(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),
     }

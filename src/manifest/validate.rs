@@ -646,7 +646,10 @@ impl<'a> Validator<'a> {
     /// The proxy entry's name when it is a `loopback` one (a local trial).
     fn loopback_proxy(&self) -> Option<&'a str> {
         let name = self.manifest.proxy.as_ref()?.entry.as_str();
-        self.catalog.get(name).filter(|e| e.loopback).map(|e| e.name.as_str())
+        self.catalog
+            .get(name)
+            .filter(|e| e.loopback)
+            .map(|e| e.name.as_str())
     }
 
     fn proxy(&mut self) {

@@ -243,7 +243,9 @@ fn active_services<'a>(manifest: &'a Manifest, catalog: &'a Catalog) -> Vec<Acti
             next = next.saturating_add(1);
         }
     }
-    let wants_proxy = active.iter().any(|a| a.host.is_some() || a.loopback_port.is_some());
+    let wants_proxy = active
+        .iter()
+        .any(|a| a.host.is_some() || a.loopback_port.is_some());
     if wants_proxy && let Some((entry, settings)) = proxy {
         active.push(Active {
             role: "proxy".into(),
@@ -293,7 +295,11 @@ fn active_views(active: &[Active<'_>]) -> Vec<ServiceView> {
 fn routes(slug: &str, active: &[Active<'_>]) -> Vec<Route> {
     let mut routes = Vec::new();
     for service in active {
-        let Some(host) = service.host.as_ref().filter(|_| service.loopback_port.is_none()) else {
+        let Some(host) = service
+            .host
+            .as_ref()
+            .filter(|_| service.loopback_port.is_none())
+        else {
             continue;
         };
         for (name, container) in &service.entry.containers {

@@ -285,3 +285,12 @@ impl ContainerSpec {
         sha256_hex(&json)
     }
 }
+
+/// Hex of a digest's bytes.
+pub fn sha256_hex_of(digest: &[u8]) -> String {
+    use std::fmt::Write as _;
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

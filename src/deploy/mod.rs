@@ -1,0 +1,733 @@
+//! Apply: carry out a [`Plan`] on the engine, and undo it when it fails.
+//!
+//! Networks and volumes first, then images, then containers in dependency
+//! order with independent branches at once, each awaited healthy by
+//! voisin's own polling, then the after-start steps. Every mutating step is
+//! written in a journal *before* it is asked of the engine, so that a
+//! failure or Ctrl-C can put back what the run changed; a run killed
+//! outright leaves only names the next plan recognises and cleans
+//! (`-voisin-next`, `-voisin-old`).
+
+pub mod health;
+pub mod lock;
+pub mod record;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::join_all;
+
+use crate::catalog::Build;
+use crate::engine::build::{self, OwnedDir, TOOL_IMAGE};
+use crate::engine::create::{self, FilesVolume, KIND_LABEL};
+use crate::engine::{ASSOCIATION_LABEL, Engine, EngineError};
+use crate::plan::{Action, Cleanup, ImageAction, NEXT_SUFFIX, OLD_SUFFIX, Observed, Plan};
+use crate::progress::Reporter;
+use crate::render::state::{ContainerSpec, DesiredState};
+
+/// Why a deploy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A container did not become healthy.
+    #[error("{0}")]
+    Unhealthy(String),
+    /// A published port is taken on the machine.
+    #[error("port {port} on this machine is already taken, so `{container}` cannot start")]
+    PortTaken {
+        /// The container.
+        container: String,
+        /// The port.
+        port: String,
+    },
+    /// An after-start step failed.
+    #[error("the step `{doc}` failed in `{container}` (exit code {code}){output}")]
+    Step {
+        /// What it is for.
+        doc: String,
+        /// Where it ran.
+        container: String,
+        /// Its exit code.
+        code: i64,
+        /// The end of what it printed.
+        output: String,
+    },
+    /// Interrupted (Ctrl-C); what the run did was undone.
+    #[error("interrupted; what this run changed was put back")]
+    Interrupted,
+    /// Reading or building a local file failed.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl DeployError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Engine(e) => e.hint().map(str::to_string),
+            Self::PortTaken { port, .. } => Some(format!(
+                "stop the program that listens on port {port} (`sudo ss -ltnp 'sport = :{port}'` names it), or choose another port in the manifest"
+            )),
+            Self::Unhealthy(_) => Some(
+                "read the log lines above; `voisin logs SERVICE` shows more. The containers that served before still serve".into(),
+            ),
+            Self::Step { .. } => Some(
+                "the containers are running; fix the cause and deploy again: steps that failed run again".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// Containers created.
+    pub created: usize,
+    /// Containers replaced.
+    pub replaced: usize,
+    /// Containers started again.
+    pub started: usize,
+    /// Containers removed.
+    pub removed: usize,
+    /// Steps run (not skipped by their guard).
+    pub steps_run: usize,
+    /// Steps skipped because their guard said they were done.
+    pub steps_skipped: usize,
+}
+
+/// Reads everything the plan compares from the engine. Only reads.
+pub async fn observe(engine: &Engine, desired: &DesiredState) -> Result<Observed, DeployError> {
+    let domain = &desired.domain;
+    let (containers, networks, volumes) = tokio::try_join!(
+        engine.containers(domain),
+        engine.networks(domain),
+        engine.volumes(domain)
+    )?;
+    let images: BTreeSet<&str> = desired
+        .containers
+        .iter()
+        .map(|c| c.image.as_str())
+        .collect();
+    let looked = join_all(images.iter().map(|i| engine.image(i))).await;
+    let mut observed = Observed {
+        containers,
+        networks,
+        volumes,
+        ..Observed::default()
+    };
+    for (name, info) in images.iter().zip(looked) {
+        observed.images.insert((*name).to_string(), info?);
+    }
+    for (tag, dirs) in voisin_images(desired) {
+        let sha = build::exe_sha256().map_err(|e| {
+            DeployError::Local(format!(
+                "cannot read the voisin executable to build `{tag}`: {e}"
+            ))
+        })?;
+        observed
+            .wanted_builds
+            .insert(tag, build::fingerprint(&sha, &dirs));
+    }
+    observed.steps_done = record::read(engine, &desired.association).await?.steps;
+    Ok(observed)
+}
+
+/// The images built from voisin, each with the folders its containers'
+/// volumes need owned by their users.
+fn voisin_images(desired: &DesiredState) -> BTreeMap<String, Vec<OwnedDir>> {
+    let mut images: BTreeMap<String, BTreeSet<OwnedDir>> = BTreeMap::new();
+    for c in desired
+        .containers
+        .iter()
+        .filter(|c| c.build == Some(Build::Voisin))
+    {
+        let (uid, gid) = owner(c.user.as_deref());
+        let dirs = images.entry(c.image.clone()).or_default();
+        for m in c.mounts.iter().filter(|m| !m.read_only) {
+            dirs.insert(OwnedDir {
+                path: m.path.clone(),
+                uid,
+                gid,
+            });
+        }
+    }
+    images
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
+}
+
+fn owner(user: Option<&str>) -> (u32, u32) {
+    let Some(user) = user else { return (0, 0) };
+    let (u, g) = user.split_once(':').unwrap_or((user, user));
+    (u.parse().unwrap_or(0), g.parse().unwrap_or(0))
+}
+
+/// One thing the run changed, written before it is asked of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Done {
+    Network(String),
+    FilesVolume(String),
+    Created(String),
+    Replaced(String),
+}
+
+/// The run's journal, shared by the containers' branches.
+#[derive(Debug, Default, Clone)]
+struct Journal(Arc<Mutex<Vec<Done>>>);
+
+impl Journal {
+    fn push(&self, d: Done) {
+        if let Ok(mut j) = self.0.lock() {
+            j.push(d);
+        }
+    }
+    fn take(&self) -> Vec<Done> {
+        self.0
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default()
+    }
+}
+
+/// Carries out `plan`. On failure or Ctrl-C, what this run changed is put
+/// back before the error is returned.
+pub async fn apply(
+    engine: &Engine,
+    desired: &DesiredState,
+    plan: &Plan,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<Summary, DeployError> {
+    let journal = Journal::default();
+    let run = run(engine, desired, plan, reporter, &journal);
+    let outcome = tokio::select! {
+        r = run => r,
+        _ = tokio::signal::ctrl_c() => Err(DeployError::Interrupted),
+    };
+    match outcome {
+        Ok(summary) => {
+            finish(engine, plan, reporter).await?;
+            Ok(summary)
+        }
+        Err(e) => {
+            reporter.note("putting back what this run changed");
+            rollback(engine, journal.take(), reporter).await;
+            Err(e)
+        }
+    }
+}
+
+async fn run(
+    engine: &Engine,
+    desired: &DesiredState,
+    plan: &Plan,
+    reporter: &Arc<dyn Reporter>,
+    journal: &Journal,
+) -> Result<Summary, DeployError> {
+    let mut summary = Summary::default();
+    for c in &plan.cleanup {
+        match c {
+            Cleanup::Remove { name } => {
+                reporter.note(&format!("removing {name}, left by an interrupted run"));
+                engine.remove(name).await?;
+            }
+            Cleanup::Restore { from, to } => {
+                reporter.note(&format!(
+                    "putting back {to}, left as {from} by an interrupted run"
+                ));
+                engine.rename(from, to).await?;
+            }
+        }
+    }
+    for n in plan.networks.iter().filter(|n| n.action == Action::Create) {
+        let spec = desired
+            .networks
+            .iter()
+            .find(|d| d.name == n.name)
+            .ok_or_else(|| {
+                DeployError::Local(format!("network `{}` is not in the desired state", n.name))
+            })?;
+        journal.push(Done::Network(spec.name.clone()));
+        engine
+            .create_network(&spec.name, spec.subnet.as_deref(), &spec.labels)
+            .await?;
+        reporter.done(&spec.name, &format!("network {} created", spec.name));
+    }
+    if plan.networks.iter().any(|n| n.action == Action::Replace) {
+        return Err(DeployError::Local(
+            "a network must be made again with another subnet: run `voisin down`, then `voisin deploy` (volumes are kept)".into(),
+        ));
+    }
+    for v in plan.volumes.iter().filter(|v| v.action == Action::Create) {
+        if let Some(spec) = desired.volumes.iter().find(|d| d.name == v.name) {
+            engine.create_volume(&spec.name, &spec.labels).await?;
+            reporter.done(&spec.name, &format!("volume {} created", spec.name));
+        }
+    }
+    images(engine, desired, plan, reporter).await?;
+
+    // Containers: each branch waits for what it depends on.
+    let states: BTreeMap<&str, tokio::sync::watch::Sender<Option<bool>>> = desired
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), tokio::sync::watch::channel(None).0))
+        .collect();
+    let branches = desired.containers.iter().map(|spec| {
+        let states = &states;
+        async move {
+            for dep in &spec.depends_on {
+                if let Some(tx) = states.get(dep.as_str()) {
+                    let mut rx = tx.subscribe();
+                    let ok = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|v| *v == Some(true))
+                        .unwrap_or(false);
+                    if !ok {
+                        if let Some(me) = states.get(spec.name.as_str()) {
+                            me.send_replace(Some(false));
+                        }
+                        return Ok(Action::Keep);
+                    }
+                }
+            }
+            let action = plan
+                .container(&spec.name)
+                .map_or(Action::Keep, |c| c.action);
+            let result = container(engine, spec, action, reporter, journal).await;
+            if let Some(me) = states.get(spec.name.as_str()) {
+                me.send_replace(Some(result.is_ok()));
+            }
+            result.map(|()| action)
+        }
+    });
+    let mut first_error = None;
+    for result in join_all(branches).await {
+        match result {
+            Ok(Action::Create) => summary.created += 1,
+            Ok(Action::Replace) => summary.replaced += 1,
+            Ok(Action::Start) => summary.started += 1,
+            Ok(_) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    for c in plan
+        .containers
+        .iter()
+        .filter(|c| c.action == Action::Remove)
+    {
+        reporter.begin(&c.name, &format!("removing {}", c.name));
+        engine.remove(&c.name).await?;
+        reporter.done(&c.name, &format!("container {} removed", c.name));
+        summary.removed += 1;
+    }
+    steps(engine, desired, plan, reporter, &mut summary).await?;
+    Ok(summary)
+}
+
+/// Pulls and builds the images the plan names.
+async fn images(
+    engine: &Engine,
+    desired: &DesiredState,
+    plan: &Plan,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<(), DeployError> {
+    let wanted = voisin_images(desired);
+    for i in &plan.images {
+        match i.action {
+            ImageAction::Keep => {}
+            ImageAction::Pull => {
+                reporter.begin(&i.name, &format!("pulling {}", i.name));
+                engine.pull(&i.name).await?;
+                reporter.done(&i.name, &format!("image {} pulled", i.name));
+            }
+            ImageAction::Build => {
+                reporter.begin(&i.name, &format!("building {} from this voisin", i.name));
+                let dirs = wanted.get(&i.name).cloned().unwrap_or_default();
+                let sha = build::exe_sha256().map_err(|e| DeployError::Local(e.to_string()))?;
+                let context = build::voisin_context(&dirs, &build::fingerprint(&sha, &dirs))
+                    .map_err(|e| {
+                        DeployError::Local(format!("cannot prepare the image `{}`: {e}", i.name))
+                    })?;
+                engine.build_image(&i.name, context).await?;
+                reporter.done(&i.name, &format!("image {} built", i.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure the tool image exists (it holds the lock, the record and the
+/// files helpers).
+pub async fn ensure_tool_image(engine: &Engine) -> Result<(), DeployError> {
+    if engine.image(TOOL_IMAGE).await?.is_none() {
+        let context = build::tool_context().map_err(|e| DeployError::Local(e.to_string()))?;
+        engine.build_image(TOOL_IMAGE, context).await?;
+    }
+    Ok(())
+}
+
+/// Carries out one container's action.
+async fn container(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    action: Action,
+    reporter: &Arc<dyn Reporter>,
+    journal: &Journal,
+) -> Result<(), DeployError> {
+    let name = &spec.name;
+    match action {
+        Action::Keep | Action::Remove => Ok(()),
+        Action::Start => {
+            reporter.begin(name, &format!("starting {name}"));
+            start(engine, spec, name).await?;
+            health::wait(engine, spec, name).await?;
+            reporter.done(name, &format!("{name} started"));
+            Ok(())
+        }
+        Action::Create => {
+            reporter.begin(name, &format!("creating {name}"));
+            journal.push(Done::Created(name.clone()));
+            make(engine, spec, name, journal).await?;
+            start(engine, spec, name).await?;
+            health::wait(engine, spec, name).await?;
+            reporter.done(name, &format!("{name} created"));
+            Ok(())
+        }
+        Action::Replace => {
+            reporter.begin(name, &format!("replacing {name}"));
+            journal.push(Done::Replaced(name.clone()));
+            let old = format!("{name}{OLD_SUFFIX}");
+            if can_overlap(spec) {
+                // The new one starts beside the old, which serves until the
+                // new one is healthy.
+                let next = format!("{name}{NEXT_SUFFIX}");
+                make(engine, spec, &next, journal).await?;
+                start(engine, spec, &next).await?;
+                health::wait(engine, spec, &next).await?;
+                engine.stop(name, spec.stop_grace_seconds).await?;
+                engine.rename(name, &old).await?;
+                engine.rename(&next, name).await?;
+            } else {
+                // Two copies cannot run at once (a published port, data
+                // written to a volume): stop first, keep the old one aside.
+                engine.stop(name, spec.stop_grace_seconds).await?;
+                engine.rename(name, &old).await?;
+                make(engine, spec, name, journal).await?;
+                start(engine, spec, name).await?;
+                health::wait(engine, spec, name).await?;
+            }
+            reporter.done(name, &format!("{name} replaced"));
+            Ok(())
+        }
+    }
+}
+
+/// Whether a new copy may run beside the old one: no published port, and
+/// no volume both would write.
+fn can_overlap(spec: &ContainerSpec) -> bool {
+    spec.ports.is_empty() && spec.mounts.iter().all(|m| m.read_only)
+}
+
+/// Creates the container `name` from `spec` with its files in place.
+async fn make(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    name: &str,
+    journal: &Journal,
+) -> Result<(), DeployError> {
+    let volumes = create::files_volumes(spec);
+    if !volumes.is_empty() {
+        ensure_tool_image(engine).await?;
+    }
+    for fv in &volumes {
+        fill_files_volume(engine, spec, fv, journal).await?;
+    }
+    let (body, more) = create::container(spec);
+    // A container of that name left by a failed attempt is in the way.
+    engine.remove(name).await?;
+    engine.create_container(name, body, &more).await?;
+    if !spec.read_only && !spec.files.is_empty() {
+        let tar = create::files_tar("/", spec.files.iter().map(|f| (f.path.as_str(), f)))
+            .map_err(|e| DeployError::Local(e.to_string()))?;
+        engine.upload(name, tar).await?;
+    }
+    Ok(())
+}
+
+/// Writes a files volume through a helper container, unless a volume with
+/// that (content-derived) name already exists.
+async fn fill_files_volume(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    fv: &FilesVolume,
+    journal: &Journal,
+) -> Result<(), DeployError> {
+    let domain = spec
+        .labels
+        .get(ASSOCIATION_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    if engine
+        .volumes(&domain)
+        .await?
+        .iter()
+        .any(|v| v.name == fv.name)
+    {
+        return Ok(());
+    }
+    journal.push(Done::FilesVolume(fv.name.clone()));
+    let labels = BTreeMap::from([
+        (ASSOCIATION_LABEL.to_string(), domain.clone()),
+        (KIND_LABEL.to_string(), "files".to_string()),
+    ]);
+    engine.create_volume(&fv.name, &labels).await?;
+    let helper = format!("{}-fill", fv.name);
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(TOOL_IMAGE.to_string()),
+        cmd: Some(vec!["/voisin-tool".into()]),
+        labels: Some(
+            BTreeMap::from([
+                (ASSOCIATION_LABEL.to_string(), domain),
+                (KIND_LABEL.to_string(), "helper".to_string()),
+            ])
+            .into_iter()
+            .collect(),
+        ),
+        network_disabled: Some(true),
+        host_config: Some(bollard::models::HostConfig {
+            mounts: Some(vec![bollard::models::Mount {
+                target: Some("/v".into()),
+                source: Some(fv.name.clone()),
+                typ: Some(bollard::models::MountType::VOLUME),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    engine.remove(&helper).await?;
+    engine.create_container(&helper, body, &[]).await?;
+    let names: Vec<(String, &crate::render::state::FileSpec)> = fv
+        .files
+        .iter()
+        .map(|f| (f.path.rsplit('/').next().unwrap_or(&f.path).to_string(), f))
+        .collect();
+    let tar = create::files_tar("/v", names.iter().map(|(n, f)| (n.as_str(), *f)))
+        .map_err(|e| DeployError::Local(e.to_string()));
+    let uploaded = match tar {
+        Ok(tar) => engine.upload(&helper, tar).await.map_err(DeployError::from),
+        Err(e) => Err(e),
+    };
+    engine.remove(&helper).await?;
+    uploaded
+}
+
+/// Starts a container, turning a taken port into its own error.
+async fn start(engine: &Engine, spec: &ContainerSpec, name: &str) -> Result<(), DeployError> {
+    match engine.start(name).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let message = e.engine_message().to_string();
+            if message.contains("port is already allocated")
+                || message.contains("address already in use")
+            {
+                let port = spec
+                    .ports
+                    .iter()
+                    .map(|p| p.host.to_string())
+                    .find(|p| message.contains(&format!(":{p}")))
+                    .or_else(|| spec.ports.first().map(|p| p.host.to_string()))
+                    .unwrap_or_default();
+                return Err(DeployError::PortTaken {
+                    container: spec.name.clone(),
+                    port,
+                });
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Runs the after-start steps the plan names, in order, and records each
+/// one done.
+async fn steps(
+    engine: &Engine,
+    desired: &DesiredState,
+    plan: &Plan,
+    reporter: &Arc<dyn Reporter>,
+    summary: &mut Summary,
+) -> Result<(), DeployError> {
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
+    let to_run: BTreeSet<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
+    let mut rec = record::read(engine, &desired.association).await?;
+    let ids: BTreeMap<String, String> = engine
+        .containers(&desired.domain)
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.id))
+        .collect();
+    let mut failure = None;
+    for step in &desired.after_start {
+        let key = crate::plan::step_key(step);
+        if !to_run.contains(key.as_str()) {
+            continue;
+        }
+        let env: Vec<String> = step
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.expose()))
+            .collect();
+        reporter.begin(&key, &format!("{} in {}", step.doc, step.container));
+        let skip = if step.unless.is_empty() {
+            false
+        } else {
+            engine
+                .exec(
+                    &step.container,
+                    &step.unless,
+                    step.user.as_deref(),
+                    &env,
+                    None,
+                )
+                .await?
+                .code
+                == 0
+        };
+        if skip {
+            summary.steps_skipped += 1;
+        } else {
+            let out = engine
+                .exec(
+                    &step.container,
+                    &step.command,
+                    step.user.as_deref(),
+                    &env,
+                    None,
+                )
+                .await?;
+            if out.code != 0 {
+                reporter.failed(&key, &format!("{} in {}", step.doc, step.container));
+                failure = Some(DeployError::Step {
+                    doc: step.doc.clone(),
+                    container: step.container.clone(),
+                    code: out.code,
+                    output: tail(&out.stderr, &out.stdout, &env),
+                });
+                break;
+            }
+            summary.steps_run += 1;
+        }
+        reporter.done(&key, &format!("{} in {}", step.doc, step.container));
+        if let Some(id) = ids.get(&step.container) {
+            rec.steps.insert(key, id.clone());
+        }
+    }
+    // What was done is kept even when a later step failed.
+    record::write(engine, &desired.association, &desired.domain, &rec).await?;
+    failure.map_or(Ok(()), Err)
+}
+
+/// The last lines a command printed, with any value of its environment
+/// (which may hold passwords) masked.
+fn tail(stderr: &[u8], stdout: &[u8], env: &[String]) -> String {
+    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        stderr
+    } else {
+        stdout
+    };
+    let mut text = String::from_utf8_lossy(text).to_string();
+    for e in env {
+        if let Some((_, value)) = e.split_once('=')
+            && value.len() >= 4
+        {
+            text = text.replace(value, "[secret]");
+        }
+    }
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(5);
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(":\n    {}", lines[start..].join("\n    "))
+    }
+}
+
+/// After a successful run: the replaced containers kept aside and files
+/// volumes no container uses are removed, and networks no longer wanted.
+async fn finish(
+    engine: &Engine,
+    plan: &Plan,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<(), DeployError> {
+    for c in plan
+        .containers
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+    {
+        engine.remove(&format!("{}{OLD_SUFFIX}", c.name)).await?;
+    }
+    for n in plan.networks.iter().filter(|n| n.action == Action::Remove) {
+        engine.remove_network(&n.name).await?;
+        reporter.done(&n.name, &format!("network {} removed", n.name));
+    }
+    // Replaced containers released their old files volumes just now.
+    for v in &plan.stale_files_volumes {
+        if let Err(e) = engine.remove_volume(v).await {
+            // Still in use by a container someone made by hand: harmless.
+            if !e.is_conflict() {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Puts back what a failed run changed, newest first. Best effort: each
+/// step is tried even when an earlier one failed, and what cannot be put
+/// back is said.
+async fn rollback(engine: &Engine, done: Vec<Done>, reporter: &Arc<dyn Reporter>) {
+    // Containers first (newest first), then what they used.
+    let (containers, others): (Vec<Done>, Vec<Done>) = done
+        .into_iter()
+        .rev()
+        .partition(|d| matches!(d, Done::Created(_) | Done::Replaced(_)));
+    for d in containers.into_iter().chain(others) {
+        let result: Result<(), EngineError> = async {
+            match &d {
+                Done::Created(name) => engine.remove(name).await,
+                Done::Replaced(name) => {
+                    let old = format!("{name}{OLD_SUFFIX}");
+                    engine.remove(&format!("{name}{NEXT_SUFFIX}")).await?;
+                    if engine.container(&old).await?.is_some() {
+                        engine.remove(name).await?;
+                        engine.rename(&old, name).await?;
+                    }
+                    match engine.container(name).await? {
+                        Some(c) if !c.state.running => engine.start(name).await,
+                        _ => Ok(()),
+                    }
+                }
+                Done::FilesVolume(name) => match engine.remove_volume(name).await {
+                    Err(e) if e.is_conflict() => Ok(()),
+                    other => other,
+                },
+                Done::Network(name) => engine.remove_network(name).await,
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            reporter.note(&format!("could not put back {d:?}: {e}"));
+        }
+    }
+}
