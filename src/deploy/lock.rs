@@ -160,6 +160,7 @@ pub async fn acquire(
             Ok(_) => return Ok(Lock { name }),
             Err(e) if e.is_conflict() => {
                 let Some(held) = engine.container(&name).await? else {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     // Released between our try and our look: try again.
                     continue;
                 };

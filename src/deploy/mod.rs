@@ -208,8 +208,11 @@ pub async fn apply(
         _ = tokio::signal::ctrl_c() => Err(DeployError::Interrupted),
     };
     match outcome {
-        Ok(summary) => {
+        Ok(mut summary) => {
             finish(engine, plan, reporter).await?;
+            // The containers are healthy and stay: a failing step is said,
+            // and runs again next time, but undoes nothing.
+            steps(engine, desired, plan, reporter, &mut summary).await?;
             Ok(summary)
         }
         Err(e) => {
@@ -329,7 +332,6 @@ async fn run(
         reporter.done(&c.name, &format!("container {} removed", c.name));
         summary.removed += 1;
     }
-    steps(engine, desired, plan, reporter, &mut summary).await?;
     Ok(summary)
 }
 

@@ -10,13 +10,45 @@ pub fn labelled(domain: &str) -> Vec<String> {
     let filter = format!("label=voisin.association={domain}");
     let mut all = Vec::new();
     for args in [
-        vec!["ps", "-a", "--filter", &filter, "--format", "container {{.Names}}"],
-        vec!["network", "ls", "--filter", &filter, "--format", "network {{.Name}}"],
-        vec!["volume", "ls", "--filter", &filter, "--format", "volume {{.Name}}"],
+        vec![
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "container {{.Names}}",
+        ],
+        vec![
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "network {{.Name}}",
+        ],
+        vec![
+            "volume",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "volume {{.Name}}",
+        ],
     ] {
-        let out = Command::new("docker").args(&args).output().expect("the docker CLI runs");
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        all.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string));
+        let out = Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("the docker CLI runs");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        all.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string),
+        );
     }
     all
 }
@@ -55,15 +87,29 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
     let state = root().join("examples/.voisin");
     let _ = std::fs::remove_dir_all(&state);
     // Whatever an earlier run left: taken down first.
-    let _ = Voisin::new(["down", "--volumes", "--yes", "-f"]).arg(&manifest).run();
+    let _ = Voisin::new(["down", "--volumes", "--yes", "-f"])
+        .arg(&manifest)
+        .run();
 
-    let first = Voisin::new(["deploy", "--progress", "never", "-f"]).arg(&manifest).run();
+    let first = Voisin::new(["deploy", "--progress", "never", "-f"])
+        .arg(&manifest)
+        .run();
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
-    assert!(first.stdout.contains("board: http://127.0.0.1:8080"), "{}", first.stdout);
-    assert!(first.stdout.contains("members credentials admin"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("board: http://127.0.0.1:8080"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("members credentials admin"),
+        "{}",
+        first.stdout
+    );
 
     // Sign in with the handed-over password and offer something.
-    let password = Voisin::new(["members", "credentials", "admin", "-f"]).arg(&manifest).run();
+    let password = Voisin::new(["members", "credentials", "admin", "-f"])
+        .arg(&manifest)
+        .run();
     assert_eq!(password.code, 0, "{}", password.stderr);
     let password = password
         .stdout
@@ -79,9 +125,12 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
     let (code, _) = curl(
         &jar,
         &[
-            "--data-urlencode", "login=admin",
-            "--data-urlencode", &format!("password={password}"),
-            "--data-urlencode", &format!("csrf={csrf}"),
+            "--data-urlencode",
+            "login=admin",
+            "--data-urlencode",
+            &format!("password={password}"),
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
             "http://127.0.0.1:8080/signin",
         ],
     );
@@ -91,11 +140,16 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
     let (code, _) = curl(
         &jar,
         &[
-            "-F", &format!("csrf={csrf}"),
-            "-F", "kind=item",
-            "-F", "category=tools",
-            "-F", "title=A drill from the quickstart",
-            "-F", "description=Ask me",
+            "-F",
+            &format!("csrf={csrf}"),
+            "-F",
+            "kind=item",
+            "-F",
+            "category=tools",
+            "-F",
+            "title=A drill from the quickstart",
+            "-F",
+            "description=Ask me",
             "http://127.0.0.1:8080/offers",
         ],
     );
@@ -105,14 +159,22 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
     assert!(page.contains("A drill from the quickstart"), "{page}");
 
     // Nothing changed: nothing is done, not a single mutating call.
-    let again = Voisin::new(["deploy", "--format", "json", "-f"]).arg(&manifest).run();
+    let again = Voisin::new(["deploy", "--format", "json", "-f"])
+        .arg(&manifest)
+        .run();
     assert_eq!(again.code, 0, "{}", again.stderr);
     let json = again.json();
     assert_eq!(json["engine_calls"]["writes"], 0, "{json:#}");
     assert_eq!(json["summary"]["created"], 0);
 
-    let down = Voisin::new(["down", "--volumes", "--yes", "-f"]).arg(&manifest).run();
+    let down = Voisin::new(["down", "--volumes", "--yes", "-f"])
+        .arg(&manifest)
+        .run();
     assert_eq!(down.code, 0, "{}", down.stderr);
-    assert_eq!(labelled("quickstart.localhost"), Vec::<String>::new(), "down leaves nothing labelled");
+    assert_eq!(
+        labelled("quickstart.localhost"),
+        Vec::<String>::new(),
+        "down leaves nothing labelled"
+    );
     let _ = std::fs::remove_dir_all(&state);
 }

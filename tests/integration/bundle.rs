@@ -1,0 +1,444 @@
+//! Deploying a bundle of the real one's shape on the machine's engine: a
+//! test cloud (database, app, background container) on busybox images the
+//! test builds, beside the real lending board. Each test has its own
+//! association (domain, ports), so they run side by side.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::deploy::labelled;
+use super::support::{Run, Voisin, root};
+
+/// Builds `voisin-test-busybox:1` from Debian's static busybox, once.
+fn busybox_image() {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *built {
+        return;
+    }
+    let have = Command::new("docker")
+        .args(["image", "inspect", "voisin-test-busybox:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the docker CLI runs");
+    if !have.success() {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "the deploy tests need Debian's busybox-static: `apt-get install busybox-static` (scripts/test does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(busybox, dir.path().join("busybox")).expect("copies busybox");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nLABEL voisin.test=busybox\n",
+        )
+        .expect("writes the Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", "voisin-test-busybox:1"])
+            .arg(dir.path())
+            .output()
+            .expect("docker build runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    *built = true;
+}
+
+/// One association on the engine, with its manifest and catalog in a
+/// temporary folder; taken down (volumes too) when dropped.
+struct Bundle {
+    dir: tempfile::TempDir,
+    domain: String,
+    slug: String,
+    port: u16,
+}
+
+impl Bundle {
+    fn new(slug: &str, port: u16) -> Self {
+        busybox_image();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let catalog = dir.path().join("catalog");
+        for sub in ["catalog", "templates/voisin-board", "templates/busy-cloud"] {
+            std::fs::create_dir_all(catalog.join(sub)).expect("catalog folders");
+        }
+        for (from, to) in [
+            (
+                root().join("catalog/voisin-board.yaml"),
+                "catalog/voisin-board.yaml",
+            ),
+            (root().join("catalog/local.yaml"), "catalog/local.yaml"),
+            (
+                root().join("templates/voisin-board/members.json"),
+                "templates/voisin-board/members.json",
+            ),
+            (
+                root().join("tests/catalogs/deploy/catalog/busy-cloud.yaml"),
+                "catalog/busy-cloud.yaml",
+            ),
+            (
+                root().join("tests/catalogs/deploy/templates/busy-cloud/index.html"),
+                "templates/busy-cloud/index.html",
+            ),
+            (
+                root().join("tests/catalogs/deploy/templates/busy-cloud/db.conf"),
+                "templates/busy-cloud/db.conf",
+            ),
+        ] {
+            std::fs::copy(&from, catalog.join(to))
+                .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        }
+        let bundle = Self {
+            dir,
+            domain: format!("{slug}.localhost"),
+            slug: slug.to_string(),
+            port,
+        };
+        bundle.write("hello", true);
+        let _ = bundle.voisin(&["down", "--volumes", "--yes"]);
+        bundle
+    }
+
+    fn write(&self, greeting: &str, healthy: bool) {
+        let manifest = format!(
+            "association:\n  name: Test {slug}\n  domain: {domain}\n  contact: admin@{domain}\n\
+             members:\n  - id: alice\n    name: Alice\n    contact: alice@example.net\n    roles: [admin]\n  - id: bob\n    name: Bob\n    contact: bob@example.net\n\
+             services:\n  board:\n    use: voisin-board\n  cloud:\n    use: busy-cloud\n    settings:\n      greeting: {greeting}\n      healthy: {healthy}\n\
+             proxy:\n  use: local\n  settings:\n    port: {port}\n",
+            slug = self.slug,
+            domain = self.domain,
+            port = self.port,
+        );
+        std::fs::write(self.manifest(), manifest).expect("writes the manifest");
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.dir.path().join("voisin.yaml")
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        all.extend([
+            "--progress".into(),
+            "never".into(),
+            "-f".into(),
+            self.manifest().display().to_string(),
+            "--catalog".into(),
+            self.dir.path().join("catalog").display().to_string(),
+        ]);
+        all
+    }
+
+    fn voisin(&self, args: &[&str]) -> Run {
+        Voisin::new(self.args(args)).run()
+    }
+
+    /// A command for a `voisin` process the test controls (kills).
+    fn process(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("voisin"));
+        cmd.args(self.args(args))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn deploy(&self) -> serde_json::Value {
+        let run = self.voisin(&["deploy", "--format", "json"]);
+        assert_eq!(
+            run.code, 0,
+            "deploy failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run.json()
+    }
+
+    fn plan(&self) -> serde_json::Value {
+        let run = self.voisin(&["plan", "--format", "json"]);
+        assert_eq!(run.code, 0, "plan failed:\n{}", run.stderr);
+        run.json()
+    }
+
+    fn name(&self, container: &str) -> String {
+        format!("{}-{container}", self.slug)
+    }
+
+    fn id(&self, container: &str) -> String {
+        docker(&["inspect", "-f", "{{.Id}}", &self.name(container)])
+    }
+
+    fn exec(&self, container: &str, args: &[&str]) -> String {
+        let name = self.name(container);
+        let mut all = vec!["exec", name.as_str(), "/bin/busybox"];
+        all.extend_from_slice(args);
+        docker(&all)
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = self.voisin(&["down", "--volumes", "--yes"]);
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The containers the plan would touch, with what it would do.
+fn changes(plan: &serde_json::Value) -> Vec<(String, String)> {
+    plan["plan"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter(|c| c["action"] != "keep")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["action"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reaches() {
+    let b = Bundle::new("bundle-a", 18180);
+    let first = b.deploy();
+    assert_eq!(first["summary"]["created"], 4, "{first:#}");
+    assert_eq!(first["summary"]["steps_run"], 2, "a folder per member");
+
+    // Files have their rendered bytes, owners and modes, through a
+    // writable root and through a read-only one.
+    assert_eq!(
+        b.exec("cloud-app", &["cat", "/srv/www/index.html"]),
+        "<h1>hello</h1>"
+    );
+    assert_eq!(
+        b.exec(
+            "cloud-app",
+            &["stat", "-c", "%u:%g %a", "/srv/www/index.html"]
+        ),
+        "33:33 640"
+    );
+    assert_eq!(
+        b.exec(
+            "cloud-app",
+            &["stat", "-c", "%u:%g %a", "/run/secrets/db_password"]
+        ),
+        "33:33 400"
+    );
+    assert_eq!(
+        b.exec("cloud-db", &["stat", "-c", "%u:%g %a", "/etc/db/db.conf"]),
+        "70:70 600"
+    );
+    assert_eq!(
+        b.exec("cloud-db", &["cat", "/etc/db/db.conf"]),
+        "listen 5432\nowner Test bundle-a"
+    );
+    assert!(b.exec("cloud-app", &["ls", "/srv/files"]).contains("alice"));
+    let body = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{}/", b.port + 1)])
+        .output()
+        .expect("curl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&body.stdout).trim(),
+        "<h1>hello</h1>"
+    );
+
+    // Nothing changed: not one mutating call.
+    let again = b.deploy();
+    assert_eq!(again["engine_calls"]["writes"], 0, "{again:#}");
+
+    // A setting only the app reads replaces the app, and nothing else.
+    let (db, cron, board) = (b.id("cloud-db"), b.id("cloud-cron"), b.id("board-board"));
+    let app = b.id("cloud-app");
+    b.write("bonjour", true);
+    let plan = b.plan();
+    assert_eq!(
+        changes(&plan),
+        [(b.name("cloud-app"), "replace".to_string())],
+        "{plan:#}"
+    );
+    let reasons = plan["plan"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["action"] == "replace")
+        .expect("the app")["reasons"]
+        .to_string();
+    assert!(
+        reasons.contains("environment `GREETING` changed"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("file `/srv/www/index.html` changed"),
+        "{reasons}"
+    );
+    let third = b.deploy();
+    assert_eq!(third["summary"]["replaced"], 1, "{third:#}");
+    assert_ne!(b.id("cloud-app"), app);
+    assert_eq!(
+        (b.id("cloud-db"), b.id("cloud-cron"), b.id("board-board")),
+        (db, cron, board)
+    );
+    assert_eq!(
+        b.exec("cloud-app", &["cat", "/srv/www/index.html"]),
+        "<h1>bonjour</h1>"
+    );
+    assert!(
+        labelled(&b.domain)
+            .iter()
+            .all(|n| !n.contains("-voisin-old") && !n.contains("-voisin-next"))
+    );
+}
+
+#[test]
+fn drift_made_by_hand_shows_in_the_plan_and_the_next_deploy_repairs_it() {
+    let b = Bundle::new("bundle-b", 18280);
+    b.deploy();
+    docker(&["stop", "-t", "1", &b.name("cloud-cron")]);
+    docker(&["rm", "-f", &b.name("cloud-db")]);
+    let plan = b.plan();
+    let mut found = changes(&plan);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (b.name("cloud-cron"), "start".to_string()),
+            (b.name("cloud-db"), "create".to_string())
+        ],
+        "{plan:#}"
+    );
+    b.deploy();
+    assert!(changes(&b.plan()).is_empty());
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &b.name("cloud-cron")]),
+        "true"
+    );
+}
+
+#[test]
+fn a_replacement_that_never_becomes_healthy_leaves_the_old_one_serving() {
+    let b = Bundle::new("bundle-c", 18380);
+    b.deploy();
+    let app = b.id("cloud-app");
+    b.write("broken", false);
+    let run = b.voisin(&["deploy"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("did not become healthy"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(b.id("cloud-app"), app, "the old app is back");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &b.name("cloud-app")]),
+        "true"
+    );
+    assert_eq!(
+        b.exec("cloud-app", &["cat", "/srv/www/index.html"]),
+        "<h1>hello</h1>"
+    );
+    assert!(
+        labelled(&b.domain)
+            .iter()
+            .all(|n| !n.contains("-voisin-old") && !n.contains("-voisin-next"))
+    );
+}
+
+#[test]
+fn two_deploys_started_together_one_runs_and_the_other_is_refused_with_the_holder() {
+    let b = Bundle::new("bundle-d", 18480);
+    let first = b.process(&["deploy"]).spawn().expect("starts");
+    let second = b.process(&["deploy"]).spawn().expect("starts");
+    let outputs = [
+        first.wait_with_output().expect("ends"),
+        second.wait_with_output().expect("ends"),
+    ];
+    let refused: Vec<String> = outputs
+        .iter()
+        .filter(|o| !o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+        .collect();
+    assert_eq!(refused.len(), 1, "exactly one is refused: {refused:?}");
+    assert!(refused[0].contains("holds the lock"), "{}", refused[0]);
+    assert!(
+        refused[0].contains("`voisin deploy` by"),
+        "the holder is named: {}",
+        refused[0]
+    );
+    assert!(changes(&b.plan()).is_empty(), "the one that ran converged");
+}
+
+#[test]
+fn killing_deploy_at_any_moment_leaves_nothing_that_blocks_the_next() {
+    let b = Bundle::new("bundle-e", 18580);
+    b.deploy();
+    docker(&[
+        "exec",
+        "-u",
+        "0",
+        &b.name("cloud-app"),
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo kept > /srv/files/marker",
+    ]);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.subsec_nanos());
+    for trial in 0..20 {
+        // Half the trials replace the app, half deploy from nothing but the data.
+        if trial % 2 == 0 {
+            b.write(if trial % 4 == 0 { "bonjour" } else { "hello" }, true);
+        } else {
+            for c in ["cloud-app", "cloud-cron", "cloud-db"] {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", &b.name(c)])
+                    .output();
+            }
+        }
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let delay = Duration::from_millis(u64::from(seed % 2500));
+        let mut child = b.process(&["deploy"]).spawn().expect("starts");
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let after = b.voisin(&["deploy"]);
+        assert_eq!(
+            after.code, 0,
+            "trial {trial} (killed after {delay:?}):\n{}\n{}",
+            after.stdout, after.stderr
+        );
+        assert!(changes(&b.plan()).is_empty(), "trial {trial}: converged");
+        let left = labelled(&b.domain);
+        assert!(
+            left.iter().all(|n| !n.contains("-voisin-old")
+                && !n.contains("-voisin-next")
+                && !n.ends_with("-fill")),
+            "trial {trial}: {left:?}"
+        );
+        assert_eq!(
+            b.exec("cloud-app", &["cat", "/srv/files/marker"]),
+            "kept",
+            "trial {trial}"
+        );
+    }
+}
