@@ -130,6 +130,20 @@ fn report(err: &anyhow::Error) -> Outcome {
     }
     let environment = usage.is_some()
         || matches!(engine, Some(engine::EngineError::Setup { .. }))
+        || matches!(
+            err.chain()
+                .find_map(|e| e.downcast_ref::<deploy::DeployError>()),
+            Some(deploy::DeployError::Engine(
+                engine::EngineError::Setup { .. }
+            ))
+        )
+        || matches!(
+            err.chain()
+                .find_map(|e| e.downcast_ref::<deploy::lock::LockError>()),
+            Some(deploy::lock::LockError::Engine(
+                engine::EngineError::Setup { .. }
+            ))
+        )
         || err.chain().any(|e| {
             e.is::<std::io::Error>()
                 || matches!(

@@ -170,6 +170,7 @@ fn owner(user: Option<&str>) -> (u32, u32) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Done {
     Network(String),
+    Volume(String),
     FilesVolume(String),
     Created(String),
     Replaced(String),
@@ -245,6 +246,9 @@ async fn run(
             }
         }
     }
+    // Images first: one that cannot be had stops the run before anything
+    // else is made.
+    images(engine, desired, plan, reporter).await?;
     for n in plan.networks.iter().filter(|n| n.action == Action::Create) {
         let spec = desired
             .networks
@@ -266,11 +270,12 @@ async fn run(
     }
     for v in plan.volumes.iter().filter(|v| v.action == Action::Create) {
         if let Some(spec) = desired.volumes.iter().find(|d| d.name == v.name) {
+            // New and empty: a failed run takes it back with the rest.
+            journal.push(Done::Volume(spec.name.clone()));
             engine.create_volume(&spec.name, &spec.labels).await?;
             reporter.done(&spec.name, &format!("volume {} created", spec.name));
         }
     }
-    images(engine, desired, plan, reporter).await?;
 
     // Containers: each branch waits for what it depends on.
     let states: BTreeMap<&str, tokio::sync::watch::Sender<Option<bool>>> = desired
@@ -683,6 +688,12 @@ async fn finish(
         engine.remove_network(&n.name).await?;
         reporter.done(&n.name, &format!("network {} removed", n.name));
     }
+    // An image rebuilt from a newer voisin leaves the old one unnamed.
+    for i in &plan.images {
+        if let Some(old) = &i.previous_id {
+            engine.remove_image(old).await?;
+        }
+    }
     // Replaced containers released their old files volumes just now.
     for v in &plan.stale_files_volumes {
         if let Err(e) = engine.remove_volume(v).await {
@@ -720,10 +731,12 @@ async fn rollback(engine: &Engine, done: Vec<Done>, reporter: &Arc<dyn Reporter>
                         _ => Ok(()),
                     }
                 }
-                Done::FilesVolume(name) => match engine.remove_volume(name).await {
-                    Err(e) if e.is_conflict() => Ok(()),
-                    other => other,
-                },
+                Done::FilesVolume(name) | Done::Volume(name) => {
+                    match engine.remove_volume(name).await {
+                        Err(e) if e.is_conflict() => Ok(()),
+                        other => other,
+                    }
+                }
                 Done::Network(name) => engine.remove_network(name).await,
             }
         }

@@ -844,6 +844,26 @@ impl Engine {
         Ok(())
     }
 
+    /// Removes an image no container uses any more; one in use or gone is left be.
+    pub async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        match self
+            .call(
+                Kind::Write,
+                &format!("DELETE /images/{}", short(id)),
+                self.docker.remove_image(
+                    id,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                ),
+            )
+            .await
+        {
+            Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// Builds an image from a tar build context (a `Dockerfile` at its
     /// root), tagged `tag`.
     pub async fn build_image(&self, tag: &str, context: Vec<u8>) -> Result<(), EngineError> {

@@ -88,6 +88,9 @@ pub struct ImageChange {
     /// Why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The image this one replaces on the engine, removed once nothing uses it.
+    #[serde(skip)]
+    pub previous_id: Option<String>,
 }
 
 /// A change to a container.
@@ -243,11 +246,13 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
                         name: spec.image.clone(),
                         action: ImageAction::Build,
                         reason: Some("not built yet".into()),
+                        previous_id: None,
                     },
                     _ => ImageChange {
                         name: spec.image.clone(),
                         action: ImageAction::Build,
                         reason: Some("built from another voisin executable".into()),
+                        previous_id: have.map(|i| i.id.clone()),
                     },
                 }
             }
@@ -256,6 +261,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
                 name: spec.image.clone(),
                 action: ImageAction::Pull,
                 reason: Some("not on the engine".into()),
+                previous_id: None,
             },
         };
         if change.action != ImageAction::Keep {
@@ -419,6 +425,7 @@ fn keep_image(name: &str) -> ImageChange {
         name: name.to_string(),
         action: ImageAction::Keep,
         reason: None,
+        previous_id: None,
     }
 }
 

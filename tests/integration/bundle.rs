@@ -64,6 +64,11 @@ struct Bundle {
 
 impl Bundle {
     fn new(slug: &str, port: u16) -> Self {
+        Self::with(slug, port, |entry| entry)
+    }
+
+    /// A bundle whose test cloud entry is edited first.
+    fn with(slug: &str, port: u16, edit: impl Fn(String) -> String) -> Self {
         busybox_image();
         let dir = tempfile::tempdir().expect("temp dir");
         let catalog = dir.path().join("catalog");
@@ -96,6 +101,9 @@ impl Bundle {
             std::fs::copy(&from, catalog.join(to))
                 .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
         }
+        let entry = catalog.join("catalog/busy-cloud.yaml");
+        let text = std::fs::read_to_string(&entry).expect("the test entry");
+        std::fs::write(&entry, edit(text)).expect("writes the test entry");
         let bundle = Self {
             dir,
             domain: format!("{slug}.localhost"),
@@ -441,4 +449,118 @@ fn killing_deploy_at_any_moment_leaves_nothing_that_blocks_the_next() {
             "trial {trial}"
         );
     }
+}
+
+/// No container, network or volume of the association is left.
+fn nothing_left(b: &Bundle) {
+    let left = labelled(&b.domain);
+    assert!(
+        left.iter()
+            .all(|n| n.contains("-voisin-lock") || n.contains("-voisin-record")),
+        "half-created objects left: {left:?}"
+    );
+}
+
+#[test]
+fn a_port_taken_on_the_machine_is_named_and_nothing_is_left_half_created() {
+    let b = Bundle::new("bundle-f", 18680);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", 18681)).expect("binds the cloud's port");
+    let run = b.voisin(&["deploy"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: port 18681 on this machine is already taken"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: stop the program that listens on port 18681"),
+        "{}",
+        run.stderr
+    );
+    nothing_left(&b);
+}
+
+#[test]
+fn an_image_no_registry_has_is_named_with_how_to_load_it() {
+    let b = Bundle::with("bundle-g", 18780, |e| {
+        e.replace("voisin-test-busybox:1", "voisin-test-absent:1")
+    });
+    let run = b.voisin(&["deploy"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: cannot pull the image `voisin-test-absent:1`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("docker load -i image.tar"),
+        "{}",
+        run.stderr
+    );
+    nothing_left(&b);
+}
+
+#[test]
+fn no_engine_a_stopped_engine_and_a_refused_socket_each_say_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = root().join("examples/quickstart.yaml");
+    let absent = Voisin::new(["plan", "-f"])
+        .arg(&manifest)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    assert_eq!(absent.code, 2, "{}", absent.stderr);
+    assert!(
+        absent
+            .stderr
+            .starts_with("error: no Docker engine answers at `unix:///nonexistent/docker.sock`"),
+        "{}",
+        absent.stderr
+    );
+    assert!(
+        absent.stderr.contains("hint: start it"),
+        "{}",
+        absent.stderr
+    );
+
+    // A socket nobody listens on: an engine that stopped.
+    let socket = dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("binds"));
+    let stopped = Voisin::new(["plan", "-f"])
+        .arg(&manifest)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .run();
+    assert_eq!(stopped.code, 2, "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .starts_with("error: no Docker engine answers"),
+        "{}",
+        stopped.stderr
+    );
+
+    // Someone outside the `docker` group.
+    let work = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(&manifest, work.path().join("voisin.yaml")).expect("copies");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("voisin"))
+        .args(["plan", "-f"])
+        .arg(work.path().join("voisin.yaml"))
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .env("HOME", work.path())
+        .current_dir(work.path())
+        .output()
+        .expect("setpriv runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: permission denied on the Docker socket `/var/run/docker.sock`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: join the `docker` group"), "{stderr}");
 }

@@ -44,6 +44,12 @@ impl Voisin {
         self
     }
 
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Runs in `dir` instead of the repository root.
     pub fn in_dir(mut self, dir: &Path) -> Self {
         self.cmd.current_dir(dir);
