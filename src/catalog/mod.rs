@@ -16,6 +16,8 @@ pub use load::{Source, load};
 pub use setting::{Setting, SettingKind};
 
 /// One deployable service.
+// Each flag is a fact of the entry that a catalog author sets on its own.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {

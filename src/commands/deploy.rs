@@ -131,7 +131,29 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         outcome
     });
     let (p, summary) = result?;
-    let (reads, writes) = engine.calls();
+    print_outcome(
+        global,
+        &bundle,
+        &desired,
+        &p,
+        summary.as_ref(),
+        engine.calls(),
+        started,
+    )?;
+    Ok(Outcome::Success)
+}
+
+/// What a deploy says at the end: the summary (or the JSON report), where
+/// each service is reached, and how the first admin signs in.
+fn print_outcome(
+    global: &GlobalArgs,
+    bundle: &super::Bundle,
+    desired: &DesiredState,
+    p: &plan::Plan,
+    summary: Option<&deploy::Summary>,
+    (reads, writes): (u64, u64),
+    started: Instant,
+) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let mut out = std::io::stdout().lock();
     match global.format {
@@ -139,7 +161,7 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
             let json = serde_json::json!({
                 "version": 1,
                 "plan": p,
-                "summary": summary.clone().unwrap_or_default(),
+                "summary": summary.cloned().unwrap_or_default(),
                 "urls": desired.urls,
                 "engine_calls": { "reads": reads, "writes": writes },
                 "seconds": elapsed.as_secs_f64(),
@@ -147,8 +169,8 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         Format::Text if !global.quiet => {
-            match &summary {
-                None => write!(out, "{}", plan::text(&p))?,
+            match summary {
+                None => write!(out, "{}", plan::text(p))?,
                 Some(s) => writeln!(
                     out,
                     "deployed in {:.1} s: {} created, {} replaced, {} started, {} removed; {} steps run",
@@ -181,7 +203,7 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         }
         Format::Text => {}
     }
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 /// Asks before taking over another run's lock.

@@ -203,8 +203,7 @@ impl Lock {
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
 }
 
 fn boot_id() -> String {
@@ -215,9 +214,7 @@ fn boot_id() -> String {
 
 fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0)
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
 
 /// A process's start time (field 22 of `/proc/PID/stat`), when it exists.

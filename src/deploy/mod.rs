@@ -277,7 +277,30 @@ async fn run(
         }
     }
 
-    // Containers: each branch waits for what it depends on.
+    containers(engine, desired, plan, reporter, journal, &mut summary).await?;
+    for c in plan
+        .containers
+        .iter()
+        .filter(|c| c.action == Action::Remove)
+    {
+        reporter.begin(&c.name, &format!("removing {}", c.name));
+        engine.remove(&c.name).await?;
+        reporter.done(&c.name, &format!("container {} removed", c.name));
+        summary.removed += 1;
+    }
+    Ok(summary)
+}
+
+/// Every container's action, each branch waiting for what it depends on,
+/// independent branches at once.
+async fn containers(
+    engine: &Engine,
+    desired: &DesiredState,
+    plan: &Plan,
+    reporter: &Arc<dyn Reporter>,
+    journal: &Journal,
+    summary: &mut Summary,
+) -> Result<(), DeployError> {
     let states: BTreeMap<&str, tokio::sync::watch::Sender<Option<bool>>> = desired
         .containers
         .iter()
@@ -292,8 +315,7 @@ async fn run(
                     let ok = rx
                         .wait_for(Option::is_some)
                         .await
-                        .map(|v| *v == Some(true))
-                        .unwrap_or(false);
+                        .is_ok_and(|v| *v == Some(true));
                     if !ok {
                         if let Some(me) = states.get(spec.name.as_str()) {
                             me.send_replace(Some(false));
@@ -324,20 +346,7 @@ async fn run(
             }
         }
     }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    for c in plan
-        .containers
-        .iter()
-        .filter(|c| c.action == Action::Remove)
-    {
-        reporter.begin(&c.name, &format!("removing {}", c.name));
-        engine.remove(&c.name).await?;
-        reporter.done(&c.name, &format!("container {} removed", c.name));
-        summary.removed += 1;
-    }
-    Ok(summary)
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Pulls and builds the images the plan names.

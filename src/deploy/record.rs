@@ -35,7 +35,8 @@ pub async fn read(engine: &Engine, slug: &str) -> Result<Record, EngineError> {
     let entries = archive
         .entries()
         .map_err(|e| EngineError::Failed(format!("the deploy record is unreadable: {e}")))?;
-    for entry in entries {
+    // The archive holds the one file.
+    if let Some(entry) = entries.into_iter().next() {
         let mut entry = entry
             .map_err(|e| EngineError::Failed(format!("the deploy record is unreadable: {e}")))?;
         let mut text = String::new();

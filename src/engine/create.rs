@@ -3,6 +3,7 @@
 //! Tested without an engine.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Ipam,
@@ -51,14 +52,15 @@ pub fn files_volumes(spec: &ContainerSpec) -> Vec<FilesVolume> {
         .map(|(dir, files)| {
             let mut fingerprint = dir.clone();
             for f in &files {
-                fingerprint.push_str(&format!(
+                let _ = write!(
+                    fingerprint,
                     "\n{} {} {}:{} {}",
                     f.path,
                     f.mode,
                     f.uid,
                     f.gid,
                     sha256_hex(f.content.expose().as_bytes())
-                ));
+                );
             }
             let hash = sha256_hex(fingerprint.as_bytes());
             FilesVolume {

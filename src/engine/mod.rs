@@ -11,6 +11,7 @@ pub mod create;
 mod observe;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -185,8 +186,9 @@ impl EngineError {
     /// What the engine said, for a failed call.
     pub fn engine_message(&self) -> &str {
         match self {
-            Self::Api { message, .. } => message,
-            Self::Setup { message, .. } | Self::Failed(message) => message,
+            Self::Api { message, .. } | Self::Setup { message, .. } | Self::Failed(message) => {
+                message
+            }
         }
     }
 }
@@ -248,7 +250,7 @@ impl std::fmt::Debug for Engine {
 
 /// Long calls (a stop with a grace period, a build, an upload) must not be
 /// cut by bollard's default two-minute timeout.
-const TIMEOUT: Duration = Duration::from_secs(600);
+const TIMEOUT: Duration = Duration::from_mins(10);
 
 impl Engine {
     /// Connects, and checks that the engine answers and is recent enough.
@@ -939,7 +941,7 @@ fn connection_error(shown: &str, target: &Target, e: &EngineError) -> EngineErro
     }
     let mut err = no_engine(shown);
     if let EngineError::Setup { message, .. } = &mut err {
-        message.push_str(&format!(" ({})", e.engine_message()));
+        let _ = write!(message, " ({})", e.engine_message());
     }
     err
 }

@@ -120,6 +120,8 @@ pub struct ImageInfo {
     pub labels: BTreeMap<String, String>,
 }
 
+// A flat mapping of the engine's fields, one after the other.
+#[allow(clippy::too_many_lines)]
 pub(super) fn container(i: ContainerInspectResponse) -> ObservedContainer {
     let config = i.config.unwrap_or_default();
     let host = i.host_config.unwrap_or_default();

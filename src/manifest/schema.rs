@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(apps["items"]["enum"][0], "calendar");
         assert_eq!(
             schema["definitions"]["Proxy"]["properties"]["use"]["enum"],
-            json!(["traefik"])
+            json!(["local", "traefik"])
         );
     }
 

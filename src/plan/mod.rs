@@ -190,46 +190,82 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
         .iter()
         .filter(|c| !c.labels.contains_key(KIND_LABEL))
         .collect();
-    let names: BTreeSet<&str> = own.iter().map(|c| c.name.as_str()).collect();
-
-    // Leftovers of an interrupted replacement.
-    for c in &own {
-        if let Some(base) = c.name.strip_suffix(NEXT_SUFFIX) {
-            let _ = base;
-            plan.cleanup.push(Cleanup::Remove {
-                name: c.name.clone(),
+    let current = Current::new(&own, &mut plan.cleanup);
+    let renewed_images = images(desired, observed, &mut plan.images);
+    let recreated_networks = networks(desired, observed, &mut plan.networks);
+    volumes(desired, observed, &mut plan);
+    for spec in &desired.containers {
+        let change = container(
+            spec,
+            &current,
+            observed,
+            &renewed_images,
+            &recreated_networks,
+        );
+        plan.containers.push(change);
+    }
+    for o in &own {
+        let is_temporary = o.name.ends_with(OLD_SUFFIX) || o.name.ends_with(NEXT_SUFFIX);
+        if !is_temporary && !desired.containers.iter().any(|c| c.name == o.name) {
+            plan.containers.push(ContainerChange {
+                name: o.name.clone(),
+                service: o.labels.get("voisin.service").cloned().unwrap_or_default(),
+                action: Action::Remove,
+                reasons: vec!["no longer in the manifest".into()],
             });
-        } else if let Some(base) = c.name.strip_suffix(OLD_SUFFIX) {
-            if names.contains(base) {
-                plan.cleanup.push(Cleanup::Remove {
-                    name: c.name.clone(),
-                });
-            } else {
-                plan.cleanup.push(Cleanup::Restore {
-                    from: c.name.clone(),
-                    to: base.to_string(),
-                });
-            }
         }
     }
-    let restored: BTreeMap<&str, &ObservedContainer> = own
-        .iter()
-        .filter_map(|c| {
-            c.name
-                .strip_suffix(OLD_SUFFIX)
-                .filter(|b| !names.contains(b))
-                .map(|b| (b, *c))
-        })
-        .collect();
-    let current = |name: &str| -> Option<&ObservedContainer> {
-        own.iter()
-            .find(|c| c.name == name)
-            .copied()
-            .or_else(|| restored.get(name).copied())
-    };
+    plan.steps = steps(desired, observed, &plan, &current);
+    plan
+}
 
-    // Images.
-    let mut renewed_images = BTreeSet::new();
+/// The container that stands for each name: the one of that name, else
+/// the one an interrupted replacement kept aside (which cleanup puts back).
+struct Current<'a> {
+    by_name: BTreeMap<&'a str, &'a ObservedContainer>,
+}
+
+impl<'a> Current<'a> {
+    /// Also lists what interrupted runs left, as cleanup.
+    fn new(own: &[&'a ObservedContainer], cleanup: &mut Vec<Cleanup>) -> Self {
+        let names: BTreeSet<&str> = own.iter().map(|c| c.name.as_str()).collect();
+        let mut by_name = BTreeMap::new();
+        for c in own {
+            if c.name.ends_with(NEXT_SUFFIX) {
+                cleanup.push(Cleanup::Remove {
+                    name: c.name.clone(),
+                });
+            } else if let Some(base) = c.name.strip_suffix(OLD_SUFFIX) {
+                if names.contains(base) {
+                    cleanup.push(Cleanup::Remove {
+                        name: c.name.clone(),
+                    });
+                } else {
+                    cleanup.push(Cleanup::Restore {
+                        from: c.name.clone(),
+                        to: base.to_string(),
+                    });
+                    by_name.insert(base, *c);
+                }
+            } else {
+                by_name.insert(c.name.as_str(), *c);
+            }
+        }
+        Self { by_name }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a ObservedContainer> {
+        self.by_name.get(name).copied()
+    }
+}
+
+/// How each image reaches the engine; returns those that are new.
+fn images(
+    desired: &DesiredState,
+    observed: &Observed,
+    out: &mut Vec<ImageChange>,
+) -> BTreeSet<String> {
+    let mut renewed = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for spec in &desired.containers {
         if !seen.insert(spec.image.clone()) {
@@ -265,13 +301,20 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
             },
         };
         if change.action != ImageAction::Keep {
-            renewed_images.insert(spec.image.clone());
+            renewed.insert(spec.image.clone());
         }
-        plan.images.push(change);
+        out.push(change);
     }
+    renewed
+}
 
-    // Networks.
-    let mut recreated_networks = BTreeSet::new();
+/// Networks to create or remove; returns those made again.
+fn networks(
+    desired: &DesiredState,
+    observed: &Observed,
+    out: &mut Vec<Change>,
+) -> BTreeSet<String> {
+    let mut recreated = BTreeSet::new();
     for net in &desired.networks {
         let change = match observed.networks.iter().find(|n| n.name == net.name) {
             None => Change {
@@ -280,7 +323,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
                 reasons: Vec::new(),
             },
             Some(o) if net.subnet.is_some() && o.subnet != net.subnet => {
-                recreated_networks.insert(net.name.clone());
+                recreated.insert(net.name.clone());
                 Change {
                     name: net.name.clone(),
                     action: Action::Replace,
@@ -297,20 +340,24 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
                 reasons: Vec::new(),
             },
         };
-        plan.networks.push(change);
+        out.push(change);
     }
     for o in &observed.networks {
         if !o.labels.contains_key(KIND_LABEL) && !desired.networks.iter().any(|n| n.name == o.name)
         {
-            plan.networks.push(Change {
+            out.push(Change {
                 name: o.name.clone(),
                 action: Action::Remove,
                 reasons: vec!["no longer in the manifest".into()],
             });
         }
     }
+    recreated
+}
 
-    // Volumes: data is never removed by a deploy.
+/// Volumes to create; data is never removed by a deploy. Files volumes no
+/// container wants any more are listed for removal.
+fn volumes(desired: &DesiredState, observed: &Observed, plan: &mut Plan) {
     for vol in &desired.volumes {
         let exists = observed.volumes.iter().any(|v| v.name == vol.name);
         plan.volumes.push(Change {
@@ -339,77 +386,73 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
             });
         }
     }
+}
 
-    // Containers.
-    for spec in &desired.containers {
-        let change = match current(&spec.name) {
-            None => ContainerChange {
-                name: spec.name.clone(),
-                service: spec.service.clone(),
-                action: Action::Create,
-                reasons: Vec::new(),
-            },
-            Some(o) => {
-                let image = observed.images.get(&spec.image).and_then(Option::as_ref);
-                let mut reasons = differences(spec, o, image);
-                if renewed_images.contains(&spec.image) {
-                    reasons.push(format!("image `{}` is new", spec.image));
-                }
-                for net in &spec.networks {
-                    if recreated_networks.contains(&net.network) {
-                        reasons.push(format!("network `{}` is recreated", net.network));
-                    }
-                }
-                let action = if !reasons.is_empty() {
-                    Action::Replace
-                } else if !o.state.running {
-                    reasons.push(stopped_reason(o));
-                    Action::Start
-                } else {
-                    Action::Keep
-                };
-                ContainerChange {
-                    name: spec.name.clone(),
-                    service: spec.service.clone(),
-                    action,
-                    reasons,
-                }
-            }
+/// What to do with one desired container.
+fn container(
+    spec: &ContainerSpec,
+    current: &Current<'_>,
+    observed: &Observed,
+    renewed_images: &BTreeSet<String>,
+    recreated_networks: &BTreeSet<String>,
+) -> ContainerChange {
+    let Some(o) = current.get(&spec.name) else {
+        return ContainerChange {
+            name: spec.name.clone(),
+            service: spec.service.clone(),
+            action: Action::Create,
+            reasons: Vec::new(),
         };
-        plan.containers.push(change);
+    };
+    let image = observed.images.get(&spec.image).and_then(Option::as_ref);
+    let mut reasons = differences(spec, o, image);
+    if renewed_images.contains(&spec.image) {
+        reasons.push(format!("image `{}` is new", spec.image));
     }
-    for o in &own {
-        let base = o
-            .name
-            .strip_suffix(OLD_SUFFIX)
-            .or_else(|| o.name.strip_suffix(NEXT_SUFFIX))
-            .unwrap_or(&o.name);
-        if !desired.containers.iter().any(|c| c.name == base) && base == o.name {
-            plan.containers.push(ContainerChange {
-                name: o.name.clone(),
-                service: o.labels.get("voisin.service").cloned().unwrap_or_default(),
-                action: Action::Remove,
-                reasons: vec!["no longer in the manifest".into()],
-            });
+    for net in &spec.networks {
+        if recreated_networks.contains(&net.network) {
+            reasons.push(format!("network `{}` is recreated", net.network));
         }
     }
+    let action = if !reasons.is_empty() {
+        Action::Replace
+    } else if !o.state.running {
+        reasons.push(stopped_reason(o));
+        Action::Start
+    } else {
+        Action::Keep
+    };
+    ContainerChange {
+        name: spec.name.clone(),
+        service: spec.service.clone(),
+        action,
+        reasons,
+    }
+}
 
-    // After-start steps: run once per container they run in; again when
-    // that container is new.
+/// After-start steps run once per container they run in, and again when
+/// that container is new.
+fn steps(
+    desired: &DesiredState,
+    observed: &Observed,
+    plan: &Plan,
+    current: &Current<'_>,
+) -> Vec<StepChange> {
+    let mut out = Vec::new();
     for step in &desired.after_start {
         let key = step_key(step);
-        let container_changes = plan
+        let container_is_new = plan
             .container(&step.container)
             .is_some_and(|c| matches!(c.action, Action::Create | Action::Replace));
-        let current_id = current(&step.container).map(|c| c.id.as_str());
+        let current_id = current.get(&step.container).map(|c| c.id.as_str());
         let reason = match observed.steps_done.get(&key) {
-            _ if container_changes => Some("its container is new"),
+            _ if container_is_new => Some("its container is new"),
             None => Some("not run yet"),
             Some(id) if Some(id.as_str()) != current_id => Some("its container was recreated"),
             Some(_) => None,
         };
         if let Some(reason) = reason {
-            plan.steps.push(StepChange {
+            out.push(StepChange {
                 doc: step.doc.clone(),
                 container: step.container.clone(),
                 reason: reason.into(),
@@ -417,7 +460,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed) -> Plan {
             });
         }
     }
-    plan
+    out
 }
 
 fn keep_image(name: &str) -> ImageChange {
@@ -439,6 +482,8 @@ fn stopped_reason(o: &ObservedContainer) -> String {
 
 /// Every field where the container differs from its spec, in words.
 /// Environment values are never shown, only their names.
+// One flat checklist of fields reads better than pieces of it.
+#[allow(clippy::too_many_lines)]
 pub fn differences(
     spec: &ContainerSpec,
     o: &ObservedContainer,
@@ -470,11 +515,9 @@ pub fn differences(
     for key in wanted.keys().chain(have.keys()).collect::<BTreeSet<_>>() {
         match (wanted.get(key), have.get(key)) {
             (Some(_), None) => reasons.push(format!("environment `{key}` missing")),
-            (None, Some(_)) => {
-                // Without the image's own list, extra names may be its own.
-                if image.is_some() {
-                    reasons.push(format!("environment `{key}` added"));
-                }
+            // Without the image's own list, extra names may be its own.
+            (None, Some(_)) if image.is_some() => {
+                reasons.push(format!("environment `{key}` added"));
             }
             (Some(a), Some(b)) if a != b => reasons.push(format!("environment `{key}` changed")),
             _ => {}

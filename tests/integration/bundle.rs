@@ -544,8 +544,11 @@ fn no_engine_a_stopped_engine_and_a_refused_socket_each_say_what_to_do() {
     // Someone outside the `docker` group.
     let work = tempfile::tempdir().expect("temp dir");
     std::fs::copy(&manifest, work.path().join("voisin.yaml")).expect("copies");
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(assert_cmd::cargo::cargo_bin("voisin"))

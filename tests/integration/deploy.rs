@@ -73,11 +73,10 @@ fn cookie(jar: &std::path::Path, name: &str) -> String {
     std::fs::read_to_string(jar)
         .expect("cookie jar")
         .lines()
-        .filter_map(|l| {
+        .find_map(|l| {
             let fields: Vec<&str> = l.split('\t').collect();
             (fields.len() == 7 && fields[5] == name).then(|| fields[6].to_string())
         })
-        .next()
         .unwrap_or_else(|| panic!("no `{name}` cookie"))
 }
 
@@ -115,8 +114,10 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
         .stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("initial password:"))
-        .map(|p| p.trim().to_string())
-        .unwrap_or_else(|| panic!("a password line in:\n{}", password.stdout));
+        .map_or_else(
+            || panic!("a password line in:\n{}", password.stdout),
+            |p| p.trim().to_string(),
+        );
     let dir = tempfile::tempdir().expect("temp dir");
     let jar = dir.path().join("cookies");
     let (code, _) = curl(&jar, &["http://127.0.0.1:8080/signin"]);
