@@ -453,8 +453,11 @@ impl<'a> Validator<'a> {
         });
         // With an unknown entry, still check the host that is given. Behind
         // a loopback proxy, services are reached by port: no host is needed.
-        let needs_host = entry.is_none_or(|e| e.needs_host) && self.loopback_proxy().is_none();
+        let entry_needs_host = entry.is_none_or(|e| e.needs_host);
+        let needs_host = entry_needs_host && self.loopback_proxy().is_none();
         match (&service.host, needs_host) {
+            // Kept for going live; unused behind the loopback proxy.
+            (Some(_), false) if entry_needs_host => {}
             (None, true) if entry.is_none() => {}
             (None, true) => {
                 let role_name = entry.map_or("service", |e| e.role.as_str());

@@ -25,6 +25,7 @@ fn lists_every_built_in_entry_with_its_role() {
             ("board".to_string(), "voisin-board".to_string()),
             ("cloud".into(), "nextcloud".into()),
             ("mail".into(), "docker-mailserver".into()),
+            ("proxy".into(), "local".into()),
             ("proxy".into(), "traefik".into()),
         ]
     );
