@@ -1,7 +1,8 @@
 //! Deploying a bundle of the real one's shape on the machine's engine: a
-//! test cloud (database, app, background container) on busybox images the
-//! test builds, beside the real lending board. Each test has its own
-//! association (domain, ports), so they run side by side.
+//! proxy, mail, and a cloud (database, cache, app, background container)
+//! on busybox images the test builds, beside the real lending board: seven
+//! containers. Each test has its own association (domain, ports), so they
+//! run side by side.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -59,20 +60,34 @@ struct Bundle {
     dir: tempfile::TempDir,
     domain: String,
     slug: String,
-    port: u16,
+    /// Behind the `local` proxy, the first loopback port; else the whole
+    /// bundle behind the test proxy, with mail.
+    port: Option<u16>,
 }
 
 impl Bundle {
-    fn new(slug: &str, port: u16) -> Self {
-        Self::with(slug, port, |entry| entry)
+    /// The seven containers, behind the test proxy.
+    fn new(slug: &str) -> Self {
+        Self::with(slug, None, |entry| entry)
+    }
+
+    /// The board and the cloud only, on loopback ports from `port`.
+    fn local(slug: &str, port: u16) -> Self {
+        Self::with(slug, Some(port), |entry| entry)
     }
 
     /// A bundle whose test cloud entry is edited first.
-    fn with(slug: &str, port: u16, edit: impl Fn(String) -> String) -> Self {
+    fn with(slug: &str, port: Option<u16>, edit: impl Fn(String) -> String) -> Self {
         busybox_image();
         let dir = tempfile::tempdir().expect("temp dir");
         let catalog = dir.path().join("catalog");
-        for sub in ["catalog", "templates/voisin-board", "templates/busy-cloud"] {
+        for sub in [
+            "catalog",
+            "templates/voisin-board",
+            "templates/busy-cloud",
+            "templates/busy-proxy",
+            "templates/busy-mail",
+        ] {
             std::fs::create_dir_all(catalog.join(sub)).expect("catalog folders");
         }
         for (from, to) in [
@@ -97,6 +112,22 @@ impl Bundle {
                 root().join("tests/catalogs/deploy/templates/busy-cloud/db.conf"),
                 "templates/busy-cloud/db.conf",
             ),
+            (
+                root().join("tests/catalogs/deploy/catalog/busy-proxy.yaml"),
+                "catalog/busy-proxy.yaml",
+            ),
+            (
+                root().join("tests/catalogs/deploy/templates/busy-proxy/routes.txt"),
+                "templates/busy-proxy/routes.txt",
+            ),
+            (
+                root().join("tests/catalogs/deploy/catalog/busy-mail.yaml"),
+                "catalog/busy-mail.yaml",
+            ),
+            (
+                root().join("tests/catalogs/deploy/templates/busy-mail/accounts.cf"),
+                "templates/busy-mail/accounts.cf",
+            ),
         ] {
             std::fs::copy(&from, catalog.join(to))
                 .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
@@ -116,15 +147,21 @@ impl Bundle {
     }
 
     fn write(&self, greeting: &str, healthy: bool) {
-        let manifest = format!(
+        let domain = &self.domain;
+        let mut manifest = format!(
             "association:\n  name: Test {slug}\n  domain: {domain}\n  contact: admin@{domain}\n\
-             members:\n  - id: alice\n    name: Alice\n    contact: alice@example.net\n    roles: [admin]\n  - id: bob\n    name: Bob\n    contact: bob@example.net\n\
-             services:\n  board:\n    use: voisin-board\n  cloud:\n    use: busy-cloud\n    settings:\n      greeting: {greeting}\n      healthy: {healthy}\n\
-             proxy:\n  use: local\n  settings:\n    port: {port}\n",
+             members:\n  - id: alice\n    name: Alice\n    mailbox: alice@{domain}\n    roles: [admin]\n  - id: bob\n    name: Bob\n    contact: bob@example.net\n\
+             services:\n  board:\n    use: voisin-board\n    host: pret.{domain}\n  cloud:\n    use: busy-cloud\n    host: cloud.{domain}\n    settings:\n      greeting: {greeting}\n      healthy: {healthy}\n",
             slug = self.slug,
-            domain = self.domain,
-            port = self.port,
         );
+        match self.port {
+            Some(port) => manifest.push_str(&format!(
+                "proxy:\n  use: local\n  settings:\n    port: {port}\n"
+            )),
+            None => manifest.push_str(&format!(
+                "  mail:\n    use: busy-mail\n    host: mail.{domain}\nproxy:\n  use: busy-proxy\n"
+            )),
+        }
         std::fs::write(self.manifest(), manifest).expect("writes the manifest");
     }
 
@@ -227,9 +264,9 @@ fn changes(plan: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reaches() {
-    let b = Bundle::new("bundle-a", 18180);
+    let b = Bundle::new("bundle-a");
     let first = b.deploy();
-    assert_eq!(first["summary"]["created"], 4, "{first:#}");
+    assert_eq!(first["summary"]["created"], 7, "{first:#}");
     assert_eq!(first["summary"]["steps_run"], 2, "a folder per member");
 
     // Files have their rendered bytes, owners and modes, through a
@@ -261,12 +298,27 @@ fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reach
         "listen 5432\nowner Test bundle-a"
     );
     assert!(b.exec("cloud-app", &["ls", "/srv/files"]).contains("alice"));
-    let body = Command::new("curl")
-        .args(["-s", &format!("http://127.0.0.1:{}/", b.port + 1)])
-        .output()
-        .expect("curl runs");
     assert_eq!(
-        String::from_utf8_lossy(&body.stdout).trim(),
+        b.exec(
+            "mail-mail",
+            &["stat", "-c", "%u:%g %a", "/etc/mail/accounts.cf"]
+        ),
+        "0:0 600"
+    );
+    assert!(
+        b.exec("mail-mail", &["cat", "/etc/mail/accounts.cf"])
+            .starts_with("alice@bundle-a.localhost|{SHA512-CRYPT}$6$")
+    );
+    assert!(
+        b.exec("proxy-proxy", &["cat", "/etc/proxy/routes.txt"])
+            .contains("cloud.bundle-a.localhost http://bundle-a-cloud-app:8000")
+    );
+    // The proxy reaches the app over the edge network, by name.
+    assert_eq!(
+        b.exec(
+            "proxy-proxy",
+            &["wget", "-q", "-O", "-", "http://bundle-a-cloud-app:8000/"]
+        ),
         "<h1>hello</h1>"
     );
 
@@ -275,7 +327,12 @@ fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reach
     assert_eq!(again["engine_calls"]["writes"], 0, "{again:#}");
 
     // A setting only the app reads replaces the app, and nothing else.
-    let (db, cron, board) = (b.id("cloud-db"), b.id("cloud-cron"), b.id("board-board"));
+    let (db, cron, board, mail) = (
+        b.id("cloud-db"),
+        b.id("cloud-cron"),
+        b.id("board-board"),
+        b.id("mail-mail"),
+    );
     let app = b.id("cloud-app");
     b.write("bonjour", true);
     let plan = b.plan();
@@ -303,8 +360,13 @@ fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reach
     assert_eq!(third["summary"]["replaced"], 1, "{third:#}");
     assert_ne!(b.id("cloud-app"), app);
     assert_eq!(
-        (b.id("cloud-db"), b.id("cloud-cron"), b.id("board-board")),
-        (db, cron, board)
+        (
+            b.id("cloud-db"),
+            b.id("cloud-cron"),
+            b.id("board-board"),
+            b.id("mail-mail")
+        ),
+        (db, cron, board, mail)
     );
     assert_eq!(
         b.exec("cloud-app", &["cat", "/srv/www/index.html"]),
@@ -319,7 +381,7 @@ fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reach
 
 #[test]
 fn drift_made_by_hand_shows_in_the_plan_and_the_next_deploy_repairs_it() {
-    let b = Bundle::new("bundle-b", 18280);
+    let b = Bundle::new("bundle-b");
     b.deploy();
     docker(&["stop", "-t", "1", &b.name("cloud-cron")]);
     docker(&["rm", "-f", &b.name("cloud-db")]);
@@ -344,7 +406,7 @@ fn drift_made_by_hand_shows_in_the_plan_and_the_next_deploy_repairs_it() {
 
 #[test]
 fn a_replacement_that_never_becomes_healthy_leaves_the_old_one_serving() {
-    let b = Bundle::new("bundle-c", 18380);
+    let b = Bundle::new("bundle-c");
     b.deploy();
     let app = b.id("cloud-app");
     b.write("broken", false);
@@ -373,7 +435,7 @@ fn a_replacement_that_never_becomes_healthy_leaves_the_old_one_serving() {
 
 #[test]
 fn two_deploys_started_together_one_runs_and_the_other_is_refused_with_the_holder() {
-    let b = Bundle::new("bundle-d", 18480);
+    let b = Bundle::new("bundle-d");
     let first = b.process(&["deploy"]).spawn().expect("starts");
     let second = b.process(&["deploy"]).spawn().expect("starts");
     let outputs = [
@@ -397,7 +459,7 @@ fn two_deploys_started_together_one_runs_and_the_other_is_refused_with_the_holde
 
 #[test]
 fn killing_deploy_at_any_moment_leaves_nothing_that_blocks_the_next() {
-    let b = Bundle::new("bundle-e", 18580);
+    let b = Bundle::new("bundle-e");
     b.deploy();
     docker(&[
         "exec",
@@ -463,7 +525,7 @@ fn nothing_left(b: &Bundle) {
 
 #[test]
 fn a_port_taken_on_the_machine_is_named_and_nothing_is_left_half_created() {
-    let b = Bundle::new("bundle-f", 18680);
+    let b = Bundle::local("bundle-f", 18680);
     let _taken = std::net::TcpListener::bind(("127.0.0.1", 18681)).expect("binds the cloud's port");
     let run = b.voisin(&["deploy"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -484,7 +546,7 @@ fn a_port_taken_on_the_machine_is_named_and_nothing_is_left_half_created() {
 
 #[test]
 fn an_image_no_registry_has_is_named_with_how_to_load_it() {
-    let b = Bundle::with("bundle-g", 18780, |e| {
+    let b = Bundle::with("bundle-g", Some(18780), |e| {
         e.replace("voisin-test-busybox:1", "voisin-test-absent:1")
     });
     let run = b.voisin(&["deploy"]);
