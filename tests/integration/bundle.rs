@@ -154,14 +154,13 @@ impl Bundle {
              services:\n  board:\n    use: voisin-board\n    host: pret.{domain}\n  cloud:\n    use: busy-cloud\n    host: cloud.{domain}\n    settings:\n      greeting: {greeting}\n      healthy: {healthy}\n",
             slug = self.slug,
         );
-        match self.port {
-            Some(port) => manifest.push_str(&format!(
-                "proxy:\n  use: local\n  settings:\n    port: {port}\n"
-            )),
-            None => manifest.push_str(&format!(
+        let tail = match self.port {
+            Some(port) => format!("proxy:\n  use: local\n  settings:\n    port: {port}\n"),
+            None => format!(
                 "  mail:\n    use: busy-mail\n    host: mail.{domain}\nproxy:\n  use: busy-proxy\n"
-            )),
-        }
+            ),
+        };
+        manifest.push_str(&tail);
         std::fs::write(self.manifest(), manifest).expect("writes the manifest");
     }
 
@@ -263,6 +262,8 @@ fn changes(plan: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 #[test]
+// One story, from the first deploy to a change: long, and better read whole.
+#[allow(clippy::too_many_lines)]
 fn a_bundle_deploys_healthy_with_its_files_and_changes_only_what_a_setting_reaches() {
     let b = Bundle::new("bundle-a");
     let first = b.deploy();
