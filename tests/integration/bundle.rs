@@ -630,3 +630,56 @@ fn no_engine_a_stopped_engine_and_a_refused_socket_each_say_what_to_do() {
     );
     assert!(stderr.contains("hint: join the `docker` group"), "{stderr}");
 }
+
+#[test]
+fn no_deploy_command_and_no_container_config_shows_a_secret() {
+    let b = Bundle::new("bundle-h");
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["-v", "deploy"],
+        vec!["deploy", "--format", "json"],
+        vec!["plan", "--format", "json"],
+        vec!["-v", "plan"],
+        vec!["status", "--format", "json"],
+        vec!["logs", "board"],
+        vec!["logs", "cloud", "app"],
+    ] {
+        let run = b.voisin(&args);
+        outputs.push((args.join(" "), format!("{}{}", run.stdout, run.stderr)));
+    }
+    b.write("changed", false);
+    let failed = b.voisin(&["-v", "deploy"]);
+    assert_eq!(failed.code, 1);
+    outputs.push((
+        "a failing deploy".into(),
+        format!("{}{}", failed.stdout, failed.stderr),
+    ));
+    // What anyone with access to the engine reads: no secret either.
+    let names: Vec<String> = labelled(&b.domain)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("container ").map(str::to_string))
+        .collect();
+    for name in &names {
+        outputs.push((format!("docker inspect {name}"), docker(&["inspect", name])));
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        values: std::collections::BTreeMap<String, String>,
+    }
+    let text = std::fs::read_to_string(b.dir.path().join(".voisin/secrets.yaml")).expect("secrets");
+    let secrets: Vec<(String, String)> = serde_saphyr::from_str::<File>(&text)
+        .expect("secrets parse")
+        .values
+        .into_iter()
+        .map(|(k, v)| (k, v.trim_end().to_string()))
+        .collect();
+    assert!(secrets.len() >= 5, "{secrets:?}");
+    for (what, out) in &outputs {
+        for (name, value) in &secrets {
+            assert!(
+                !out.contains(value.as_str()),
+                "`{what}` shows the secret {name}"
+            );
+        }
+    }
+}
