@@ -683,3 +683,49 @@ fn no_deploy_command_and_no_container_config_shows_a_secret() {
         }
     }
 }
+
+#[test]
+fn ctrl_c_puts_back_what_the_run_changed_and_exits_130() {
+    let b = Bundle::new("bundle-i");
+    b.deploy();
+    let mut interrupted = 0;
+    for trial in 0..6u64 {
+        // A replacement of the app, interrupted part-way.
+        let app = b.id("cloud-app");
+        b.write(if trial % 2 == 0 { "bonjour" } else { "hello" }, true);
+        let child = b.process(&["deploy"]).spawn().expect("starts");
+        std::thread::sleep(Duration::from_millis(600 + 300 * trial));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().expect("ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(130) => {
+                interrupted += 1;
+                assert!(
+                    stderr.contains("interrupted; what this run changed was put back"),
+                    "{stderr}"
+                );
+                assert_eq!(b.id("cloud-app"), app, "trial {trial}: the old app is back");
+                assert_eq!(
+                    docker(&["inspect", "-f", "{{.State.Running}}", &b.name("cloud-app")]),
+                    "true"
+                );
+                let left = labelled(&b.domain);
+                assert!(
+                    left.iter()
+                        .all(|n| !n.contains("-voisin-next") && !n.contains("-voisin-lock")),
+                    "trial {trial}: {left:?}"
+                );
+            }
+            // Finished before the signal, or signalled before the apply began.
+            Some(0) | None => {}
+            other => panic!("trial {trial}: exit {other:?}\n{stderr}"),
+        }
+        // Whatever happened, the next deploy converges.
+        b.deploy();
+        assert!(changes(&b.plan()).is_empty(), "trial {trial}");
+    }
+    assert!(interrupted > 0, "no trial was interrupted mid-deploy");
+}
