@@ -7,6 +7,7 @@ mod check;
 mod deploy;
 mod dns;
 mod examples;
+mod remote;
 mod render;
 mod schema;
 mod support;

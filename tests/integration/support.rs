@@ -50,6 +50,12 @@ impl Voisin {
         self
     }
 
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Runs in `dir` instead of the repository root.
     pub fn in_dir(mut self, dir: &Path) -> Self {
         self.cmd.current_dir(dir);
