@@ -633,6 +633,10 @@ fn no_engine_a_stopped_engine_and_a_refused_socket_each_say_what_to_do() {
 
 #[test]
 fn no_deploy_command_and_no_container_config_shows_a_secret() {
+    #[derive(serde::Deserialize)]
+    struct File {
+        values: std::collections::BTreeMap<String, String>,
+    }
     let b = Bundle::new("bundle-h");
     let mut outputs = Vec::new();
     for args in [
@@ -661,10 +665,6 @@ fn no_deploy_command_and_no_container_config_shows_a_secret() {
         .collect();
     for name in &names {
         outputs.push((format!("docker inspect {name}"), docker(&["inspect", name])));
-    }
-    #[derive(serde::Deserialize)]
-    struct File {
-        values: std::collections::BTreeMap<String, String>,
     }
     let text = std::fs::read_to_string(b.dir.path().join(".voisin/secrets.yaml")).expect("secrets");
     let secrets: Vec<(String, String)> = serde_saphyr::from_str::<File>(&text)
