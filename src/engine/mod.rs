@@ -312,25 +312,11 @@ impl Engine {
             .call(Kind::Read, "GET /version", engine.docker.version())
             .await
             .map_err(|e| connection_error(&shown, target, &e))?;
-        let api = version
-            .api_version
-            .as_deref()
-            .and_then(parse_api)
-            .unwrap_or((0, 0));
-        if api < MIN_API {
-            return Err(EngineError::Setup {
-                message: format!(
-                    "the Docker engine at `{shown}` is too old: version {} (API {}.{})",
-                    version.version.as_deref().unwrap_or("unknown"),
-                    api.0,
-                    api.1
-                ),
-                hint: format!(
-                    "voisin needs Docker 20.10 (API {}.{}) or newer: upgrade it (`sudo apt-get install docker.io`)",
-                    MIN_API.0, MIN_API.1
-                ),
-            });
-        }
+        let api = check_api(
+            &shown,
+            version.version.as_deref(),
+            version.api_version.as_deref(),
+        )?;
         engine.api = api;
         Ok(engine)
     }
@@ -895,6 +881,30 @@ impl Engine {
     }
 }
 
+/// The engine's API version, refused when older than [`MIN_API`].
+fn check_api(
+    shown: &str,
+    version: Option<&str>,
+    api: Option<&str>,
+) -> Result<(u32, u32), EngineError> {
+    let parsed = api.and_then(parse_api).unwrap_or((0, 0));
+    if parsed < MIN_API {
+        return Err(EngineError::Setup {
+            message: format!(
+                "the Docker engine at `{shown}` is too old: version {} (API {}.{})",
+                version.unwrap_or("unknown"),
+                parsed.0,
+                parsed.1
+            ),
+            hint: format!(
+                "voisin needs Docker 20.10 (API {}.{}) or newer: upgrade it (`sudo apt-get install docker.io`)",
+                MIN_API.0, MIN_API.1
+            ),
+        });
+    }
+    Ok(parsed)
+}
+
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
@@ -999,6 +1009,29 @@ mod tests {
             Target::from_host("tcp://192.0.2.1:2375", None, "`DOCKER_HOST`").expect_err("refused");
         assert!(err.to_string().contains("without TLS"));
         assert!(err.hint().is_some_and(|h| h.contains("TLS certificates")));
+    }
+
+    #[test]
+    fn an_engine_older_than_docker_20_10_is_refused_with_what_to_install() {
+        let err = check_api(
+            "unix:///var/run/docker.sock",
+            Some("19.03.15"),
+            Some("1.40"),
+        )
+        .expect_err("too old");
+        assert_eq!(
+            err.to_string(),
+            "the Docker engine at `unix:///var/run/docker.sock` is too old: version 19.03.15 (API 1.40)"
+        );
+        assert!(err.hint().is_some_and(|h| h.contains("Docker 20.10")));
+        assert_eq!(
+            check_api("x", Some("20.10.24"), Some("1.41")).expect("recent enough"),
+            (1, 41)
+        );
+        assert_eq!(
+            check_api("x", Some("29.0"), Some("1.52")).expect("recent enough"),
+            (1, 52)
+        );
     }
 
     #[test]
