@@ -43,10 +43,12 @@ pub enum DeployError {
         port: String,
     },
     /// An after-start step failed.
-    #[error("the step `{doc}` failed in `{container}` (exit code {code}){output}")]
+    #[error("the step `{doc}`{about} failed in `{container}` (exit code {code}){output}")]
     Step {
         /// What it is for.
         doc: String,
+        /// For whom or what, like ` for member `alice``.
+        about: String,
         /// Where it ran.
         container: String,
         /// Its exit code.
@@ -636,6 +638,11 @@ async fn steps(
                 reporter.failed(&key, &format!("{} in {}", step.doc, step.container));
                 failure = Some(DeployError::Step {
                     doc: step.doc.clone(),
+                    about: step
+                        .about
+                        .as_ref()
+                        .map(|a| format!(" for {a}"))
+                        .unwrap_or_default(),
                     container: step.container.clone(),
                     code: out.code,
                     output: tail(&out.stderr, &out.stdout, &env),

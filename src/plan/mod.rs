@@ -453,7 +453,10 @@ fn steps(
         };
         if let Some(reason) = reason {
             out.push(StepChange {
-                doc: step.doc.clone(),
+                doc: match &step.about {
+                    Some(about) => format!("{} for {about}", step.doc),
+                    None => step.doc.clone(),
+                },
                 container: step.container.clone(),
                 reason: reason.into(),
                 key,

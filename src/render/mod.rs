@@ -567,7 +567,8 @@ impl ServiceRenderer<'_, '_> {
     ) -> Result<Vec<Exec>, RenderError> {
         let mut out = Vec::new();
         for step in steps {
-            let runs: Vec<Context> = if let Some(which) = step.for_members {
+            // Each run with whom or what it is for, named when it fails.
+            let runs: Vec<(Context, Option<String>)> = if let Some(which) = step.for_members {
                 let members = secret_context
                     .get("members")
                     .and_then(|m| m.as_array())
@@ -585,9 +586,13 @@ impl ServiceRenderer<'_, '_> {
                         }
                     })
                     .map(|m| {
+                        let id = m
+                            .get_from_path("id")
+                            .and_then(tera::Value::as_str)
+                            .map(|id| format!("member `{id}`"));
                         let mut c = secret_context.clone();
                         c.insert_value("member", m);
-                        c
+                        (c, id)
                     })
                     .collect()
             } else if let Some(setting) = &step.for_items_of {
@@ -601,15 +606,19 @@ impl ServiceRenderer<'_, '_> {
                 items
                     .into_iter()
                     .map(|item| {
+                        let about = match &item {
+                            serde_json::Value::String(s) => format!("`{s}`"),
+                            other => format!("`{other}`"),
+                        };
                         let mut c = context.clone();
                         c.insert("item", &item);
-                        c
+                        (c, Some(about))
                     })
                     .collect()
             } else {
-                vec![context.clone()]
+                vec![(context.clone(), None)]
             };
-            for run in runs {
+            for (run, about) in runs {
                 let what = format!("the step `{}`", step.doc);
                 let mut env = BTreeMap::new();
                 for (key, value) in &step.env {
@@ -621,6 +630,7 @@ impl ServiceRenderer<'_, '_> {
                 }
                 out.push(Exec {
                     doc: step.doc.clone(),
+                    about,
                     container: self.full_name(&step.container),
                     user: step.user.clone(),
                     command: self.list(&what, &step.command, &run)?,

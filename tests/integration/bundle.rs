@@ -729,3 +729,34 @@ fn ctrl_c_puts_back_what_the_run_changed_and_exits_130() {
     }
     assert!(interrupted > 0, "no trial was interrupted mid-deploy");
 }
+
+#[test]
+fn a_failing_step_names_its_member_and_error_and_runs_again_next_time() {
+    let b = Bundle::with("bundle-j", None, |e| {
+        e.replace(
+            r#"command: [/bin/busybox, mkdir, -p, "/srv/files/{{ member.id }}"]"#,
+            r#"command: [/bin/busybox, sh, -c, "echo no room for {{ member.id }} >&2; test {{ member.id }} = alice"]"#,
+        )
+    });
+    let run = b.voisin(&["deploy"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "error: the step `give each member a folder` for member `bob` failed in `bundle-j-cloud-app` (exit code 1):\n    no room for bob"
+        ),
+        "{}",
+        run.stderr
+    );
+    // The containers are healthy and stay.
+    let status = b.voisin(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    // Only what failed runs again.
+    let plan = b.plan();
+    let steps: Vec<&str> = plan["plan"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["doc"].as_str())
+        .collect();
+    assert_eq!(steps, ["give each member a folder for member `bob`"]);
+}
