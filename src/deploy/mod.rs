@@ -47,7 +47,7 @@ pub enum DeployError {
     Step {
         /// What it is for.
         doc: String,
-        /// For whom or what, like ` for member `alice``.
+        /// For whom or what, like ` for member alice` (empty for a step run once).
         about: String,
         /// Where it ran.
         container: String,

@@ -250,8 +250,8 @@ pub struct Route {
 pub struct Exec {
     /// What it is for.
     pub doc: String,
-    /// Whom or what this run is for (`member `alice``, an item), when the
-    /// step runs once per member or item.
+    /// Whom or what this run is for (a member, an item), when the step
+    /// runs once per member or item.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
     /// The container (engine name).
