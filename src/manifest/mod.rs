@@ -150,6 +150,7 @@ pub struct Member {
 
     /// Storage quota, like `2 GB`; the service's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::units::SIZE_PATTERN))]
     pub quota: Option<String>,
 }
 
@@ -173,7 +174,10 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
 
-    /// Mail only: extra addresses delivered to members, like `contact: [alice, bob]`.
+    /// Mail only: extra addresses of the association's domain, each
+    /// delivered to members (by id: their mailbox, else their `contact`)
+    /// and forwarded to outside addresses, like
+    /// `contact: [alice, loic.perrin@free.fr]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, Vec<String>>,
 
@@ -224,6 +228,7 @@ pub struct Backup {
 pub struct Keep {
     /// Keep every snapshot younger than this, like `2d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
     pub within: Option<String>,
     /// Keep the newest N snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -250,9 +250,11 @@ impl<'a> Validator<'a> {
                 self.email(&base.key("contact"), contact);
             }
             if m.mailbox.is_none() && m.contact.is_none() {
+                // Some members have no address at all (an elderly household):
+                // they sign in with the password `members credentials` prints.
                 self.push(
-                    Diagnostic::error("unreachable-member", format!("the member `{}` has neither `mailbox` nor `contact`", m.id))
-                        .with_hint("give a `mailbox:` in the association's domain or an outside `contact:` address, so voisin can send their sign-in link"),
+                    Diagnostic::warning("unreachable-member", format!("the member `{}` has neither `mailbox` nor `contact`", m.id))
+                        .with_hint(format!("voisin cannot mail them a sign-in link or a reminder: hand them the password `voisin members credentials {}` prints, or add a `contact:` address", m.id)),
                     &base,
                     Target::Value,
                 );
@@ -484,34 +486,45 @@ impl<'a> Validator<'a> {
     }
 
     fn aliases(&mut self, base: &Path, service: &Service) {
-        let members: Vec<&str> = self
-            .manifest
-            .members
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect();
-        let with_mailbox: BTreeSet<&str> = self
-            .manifest
-            .members
-            .iter()
-            .filter(|m| m.mailbox.is_some())
-            .map(|m| m.id.as_str())
-            .collect();
-        let taken: BTreeSet<String> = self
-            .manifest
+        let manifest = self.manifest;
+        let members: Vec<&str> = manifest.members.iter().map(|m| m.id.as_str()).collect();
+        let taken: BTreeSet<String> = manifest
             .members
             .iter()
             .filter_map(|m| m.mailbox.as_deref())
             .filter_map(|mb| mb.split_once('@').map(|(l, _)| l.to_lowercase()))
             .collect();
+        let domain = manifest.association.domain.as_str();
         for (alias, targets) in &service.aliases {
             let path = base.key("aliases").key(alias.as_str());
-            if let Err(why) = names::check_local_part(alias) {
+            if let Some((local, at)) = alias.rsplit_once('@') {
+                // People write the whole address; the key is only its local part.
+                let hint = if at.eq_ignore_ascii_case(domain)
+                    && names::check_local_part(local).is_ok()
+                {
+                    format!("an alias is the part before `@`: write `{local}`")
+                } else {
+                    format!(
+                        "an alias is an address in `{domain}`: write the part before `@` alone, like `{}`",
+                        local.split('@').next().unwrap_or("bureau")
+                    )
+                };
+                self.push(
+                    Diagnostic::error(
+                        "invalid-alias",
+                        format!("the alias `{alias}` is a whole address"),
+                    )
+                    .with_hint(hint),
+                    &path,
+                    Target::Key,
+                );
+            } else if let Err(why) = names::check_local_part(alias) {
                 self.push(
                     Diagnostic::error(
                         "invalid-alias",
                         format!("`{alias}` cannot be an address: {why}"),
-                    ),
+                    )
+                    .with_hint("write letters, digits, `.`, `_` or `-`, like `bureau`"),
                     &path,
                     Target::Key,
                 );
@@ -531,27 +544,36 @@ impl<'a> Validator<'a> {
                     "empty-alias",
                     &path,
                     format!("the alias `{alias}` delivers to nobody"),
-                    Some("list at least one member id, like `[alice]`".into()),
+                    Some("list at least one member id or address, like `[alice]` or `[alice, loic.perrin@free.fr]`".into()),
                 );
             }
             for (i, target) in targets.iter().enumerate() {
                 let tpath = path.index(i);
-                if !members.contains(&target.as_str()) {
-                    let hint = did_you_mean(target, members.iter().copied())
-                        .unwrap_or_else(|| "aliases deliver to members: list their `id`s".into());
+                if target.contains('@') {
+                    // An outside address: mail is forwarded there.
+                    self.email(&tpath, target);
+                    continue;
+                }
+                let Some(member) = manifest.members.iter().find(|m| &m.id == target) else {
+                    let hint = did_you_mean(target, members.iter().copied()).unwrap_or_else(|| {
+                        "aliases deliver to members (their `id`) or to outside addresses (with `@`)"
+                            .into()
+                    });
                     self.error(
                         "unknown-member",
                         &tpath,
                         format!("no member has the id `{target}`"),
                         Some(hint),
                     );
-                } else if !with_mailbox.contains(target.as_str()) {
+                    continue;
+                };
+                if member.mailbox.is_none() && member.contact.is_none() {
                     self.error(
                         "member-without-mailbox",
                         &tpath,
-                        format!("the member `{target}` has no mailbox to deliver to"),
+                        format!("the member `{target}` has no address to deliver to"),
                         Some(format!(
-                            "give `{target}` a `mailbox:`, or remove them from the alias"
+                            "give `{target}` a `mailbox:` or a `contact:`, or remove them from the alias"
                         )),
                     );
                 }

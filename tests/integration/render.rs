@@ -525,3 +525,27 @@ fn a_render_that_changes_nothing_writes_nothing_and_stale_files_go() {
             .exists()
     );
 }
+
+#[test]
+fn aliases_deliver_to_mailboxes_and_forward_to_outside_addresses() {
+    let ws = Workspace::of("tests/manifests/valid/alias-forwards-outside.yaml");
+    let run = ws.voisin(["render"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, bytes) = tree(&ws.rendered())
+        .into_iter()
+        .find(|(p, _)| p.ends_with("postfix-virtual.cf"))
+        .expect("postfix-virtual.cf is rendered");
+    let virtual_ = String::from_utf8(bytes).expect("UTF-8");
+    assert!(
+        virtual_.contains(
+            "bureau@locataires.example.org alice@locataires.example.org,tresorier.locataires@gmail.com"
+        ),
+        "{virtual_}"
+    );
+    assert!(
+        virtual_.contains(
+            "contact@locataires.example.org alice@locataires.example.org,loic.perrin@free.fr"
+        ),
+        "{virtual_}"
+    );
+}
