@@ -64,6 +64,14 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> anyhow::Result<Outcome> {
     drop(err);
 
     if args.check {
+        if records.records.is_empty() {
+            // Comparing nothing with DNS would be a green check of nothing.
+            writeln!(
+                std::io::stderr().lock(),
+                "error: `{shown}` needs no DNS record, so there is nothing to check\n  hint: give the machine's address under `association.public_address` (`ipv4:`, `ipv6:`) so its hosts get records"
+            )?;
+            return Ok(Outcome::Failed);
+        }
         let resolver = match args.resolver {
             Some(server) => Resolver::server(server),
             None => Resolver::system().map_err(|e| unreachable(&e, false))?,

@@ -31,6 +31,7 @@ pub fn validate(doc: &Document, manifest: &Manifest, catalog: &Catalog) -> Vec<D
     v.sender_addresses();
     v.proxy();
     v.backup();
+    v.public_address();
     v.out
 }
 
@@ -466,6 +467,7 @@ impl<'a> Validator<'a> {
             (Some(host), true) => {
                 let path = base.key("host");
                 if self.dns_name(&path, host, "host name") {
+                    self.outside_domain(&path, host);
                     if let Some(other) = hosts.get(host) {
                         self.error(
                             "duplicate-host",
@@ -483,6 +485,56 @@ impl<'a> Validator<'a> {
             }
             (None, false) => {}
         }
+    }
+
+    /// A host outside the association's domain is allowed (a domain of a
+    /// member's own), but its DNS records are not in the association's zone.
+    fn outside_domain(&mut self, path: &Path, host: &str) {
+        let domain = self.manifest.association.domain.as_str();
+        if names::check_dns_name(domain).is_err()
+            || host == domain
+            || host.ends_with(&format!(".{domain}"))
+        {
+            return;
+        }
+        let first = host.split('.').next().unwrap_or(host);
+        self.push(
+            Diagnostic::warning(
+                "host-outside-domain",
+                format!("`{host}` is not in the association's domain `{domain}`"),
+            )
+            .with_hint(format!("write `{first}.{domain}`; a host elsewhere needs its records in that other domain's zone, which `voisin dns` does not print")),
+            path,
+            Target::Value,
+        );
+    }
+
+    /// Mail cannot arrive at a machine DNS does not point to.
+    fn public_address(&mut self) {
+        let manifest = self.manifest;
+        if manifest.association.public_address.is_some() {
+            return;
+        }
+        let Some(mail) = manifest.services.get("mail") else {
+            return;
+        };
+        if self
+            .catalog
+            .get(&mail.entry)
+            .is_none_or(|e| e.role != "mail")
+            || mail.host.is_none()
+        {
+            return;
+        }
+        self.push(
+            Diagnostic::warning(
+                "missing-public-address",
+                "the mail service needs the machine's public address, and the association gives none",
+            )
+            .with_hint("add `public_address: { ipv4: 203.0.113.7 }` under `association` with the machine's address: other servers deliver mail to it, and `voisin dns` prints its MX and A records from it"),
+            &Path::from("association"),
+            Target::Key,
+        );
     }
 
     fn aliases(&mut self, base: &Path, service: &Service) {

@@ -388,3 +388,21 @@ fn check_exits_2_when_no_resolver_answers() {
             .contains("hint: check the address and port given to `--resolver`")
     );
 }
+
+#[test]
+fn check_of_a_manifest_needing_no_record_fails_instead_of_passing_on_nothing() {
+    let (_dir, manifest) = example("board-only.yaml");
+    let run = check(&manifest, closed_port()).run();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("needs no DNS record, so there is nothing to check"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: give the machine's address under `association.public_address`")
+    );
+    assert!(!run.stdout.contains("0 in place"), "{}", run.stdout);
+}
