@@ -141,6 +141,18 @@ pub struct RenderArgs {
 /// `voisin secrets …`
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
+    /// Create an age identity (a private key) for `secrets encrypt` and
+    /// `--identity`, and print its public key; no other tool is needed.
+    ///
+    /// The file is written with mode 0600 and never overwritten. Keep it
+    /// outside the association's repository (a password manager, a USB key):
+    /// whoever holds it can read every secret.
+    Keygen {
+        /// Where to write the identity, like `~/.config/voisin/identity.txt`.
+        #[arg(value_name = "FILE")]
+        out: PathBuf,
+    },
+
     /// Write `.voisin/secrets.yaml.age`, an age-encrypted copy of every
     /// secret that can be committed beside the manifest.
     ///

@@ -549,3 +549,62 @@ fn aliases_deliver_to_mailboxes_and_forward_to_outside_addresses() {
         "{virtual_}"
     );
 }
+
+#[test]
+fn keygen_makes_a_private_identity_that_reads_back_the_encrypted_copy() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let key_file = ws.path().join("identity.txt");
+    let keygen = ws.voisin(["secrets", "keygen"]).arg(&key_file).run();
+    assert_eq!(keygen.code, 0, "{}", keygen.stderr);
+    let mode = fs::metadata(&key_file)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = fs::read_to_string(&key_file).expect("readable");
+    let secret_line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .expect("a secret key line");
+    assert!(
+        !keygen.stdout.contains(secret_line) && !keygen.stderr.contains(secret_line),
+        "the private key was printed"
+    );
+    let public = keygen
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("the public key is printed")
+        .to_string();
+    assert!(text.contains(&format!("# public key: {public}")), "{text}");
+
+    let encrypt = ws.voisin(["secrets", "encrypt", "-r", &public]).run();
+    assert_eq!(encrypt.code, 0, "{}", encrypt.stderr);
+    assert_eq!(ws.voisin(["render", "--out", "before"]).run().code, 0);
+    fs::remove_file(ws.path().join(".voisin/secrets.yaml")).expect("remove the plain secrets");
+    let with = ws
+        .voisin(["render", "--out", "after", "--identity"])
+        .arg(&key_file)
+        .run();
+    assert_eq!(with.code, 0, "{}", with.stderr);
+    assert_eq!(
+        tree(&ws.path().join("before")),
+        tree(&ws.path().join("after"))
+    );
+
+    let again = ws.voisin(["secrets", "keygen"]).arg(&key_file).run();
+    assert_eq!(again.code, 2, "{}", again.stdout);
+    assert!(
+        again
+            .stderr
+            .contains("hint: an identity may be the only key"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&key_file).expect("readable"),
+        text,
+        "overwritten"
+    );
+}
