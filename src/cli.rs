@@ -18,8 +18,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command shares.
+/// Options every command shares. Listed under their own heading, after a
+/// subcommand's own options, so that `voisin board serve --help` shows its
+/// own flags together.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The manifest to read.
     #[arg(
@@ -123,6 +126,26 @@ pub enum Command {
     /// The association's members.
     #[command(subcommand)]
     Members(MembersCommand),
+
+    /// Print a shell completion script, generated from voisin's own
+    /// command line.
+    ///
+    /// For bash: `voisin completions bash > ~/.local/share/bash-completion/completions/voisin`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print voisin's manual page (roff), or write one page per command.
+    ///
+    /// `voisin man | man -l -` reads it; packagers use `--out DIR`.
+    Man {
+        /// Write `voisin.1` and a `voisin-COMMAND.1` page for every command
+        /// into DIR instead of printing the main page.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Arguments of `voisin render`.

@@ -5,6 +5,7 @@ mod board;
 mod catalog;
 mod check;
 mod dns;
+mod help;
 mod members;
 mod render;
 mod schema;
@@ -31,6 +32,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Render(args) => render::run(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),
+        Command::Completions { shell } => help::completions(*shell),
+        Command::Man { out } => help::man(out.as_deref()),
     }
 }
 

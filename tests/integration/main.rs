@@ -5,6 +5,7 @@ mod catalog;
 mod check;
 mod dns;
 mod examples;
+mod help;
 mod render;
 mod schema;
 mod support;
