@@ -85,6 +85,14 @@ pub enum Progress {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first `voisin.yaml`, commented, that passes `check`, and the
+    /// JSON Schema beside it for editors.
+    ///
+    /// Asks for what it needs when run in a terminal; with `--name` and
+    /// `--domain` (and the other flags for the rest) it asks nothing, for
+    /// scripts. Never overwrites a manifest.
+    Init(InitArgs),
+
     /// Check manifests against the schema and the catalog, offline.
     ///
     /// Every problem in every file is reported at once, each with its file,
@@ -146,6 +154,45 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+}
+
+/// Arguments of `voisin init`. The manifest is written where `--file`
+/// says, else to `voisin.yaml`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The association's name, as members know it.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The association's domain, like `amis-quartier.org`.
+    #[arg(long)]
+    pub domain: Option<String>,
+
+    /// Services to run, comma-separated: `mail`, `cloud`, `board`
+    /// [default: all three].
+    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+    pub services: Option<Vec<String>>,
+
+    /// The first admin's full name [default: `Admin`].
+    #[arg(long, value_name = "NAME")]
+    pub admin_name: Option<String>,
+
+    /// The first admin's own address outside the association (required
+    /// without a mail service: sign-in links go there).
+    #[arg(long, value_name = "ADDRESS")]
+    pub admin_email: Option<String>,
+
+    /// Language of the board and mails: `fr` or `en` [default: from `LANG`].
+    #[arg(long, value_name = "fr|en")]
+    pub locale: Option<String>,
+
+    /// IANA time zone, like `Europe/Paris` [default: `UTC`].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+
+    /// The machine's public IPv4 address, for DNS records and mail.
+    #[arg(long, value_name = "ADDRESS")]
+    pub ipv4: Option<std::net::Ipv4Addr>,
 }
 
 /// Arguments of `voisin render`.

@@ -6,6 +6,7 @@ mod catalog;
 mod check;
 mod dns;
 mod help;
+mod init;
 mod members;
 mod render;
 mod schema;
@@ -24,6 +25,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
     let global = &cli.global;
     match &cli.command {
+        Command::Init(args) => init::run(global, args),
         Command::Check(args) => check::run(global, args),
         Command::Schema => schema::run(global),
         Command::Catalog(cmd) => catalog::run(global, cmd),

@@ -519,7 +519,9 @@ mod tests {
 
     #[test]
     fn mail_only_without_an_address_has_mail_records_and_asks_for_the_address() {
-        let records = records(&example("mail-only.yaml"), Some("KEY"));
+        let mut manifest = example("mail-only.yaml");
+        manifest.association.public_address = None;
+        let records = records(&manifest, Some("KEY"));
         assert_eq!(
             lines(&records),
             [

@@ -198,14 +198,22 @@ impl<'a> Validator<'a> {
         for (i, m) in manifest.members.iter().enumerate() {
             let base = Path::from("members").index(i);
             if let Err(why) = names::check_member_id(&m.id) {
+                // From the id itself (`Loïc`), else from the name (`1042`).
+                let hint = names::suggest_member_id(&m.id)
+                    .or_else(|| names::suggest_member_id(&m.name))
+                    .filter(|s| !ids.contains_key(s.as_str()))
+                    .map_or_else(
+                        || {
+                            "ids become account names: write something like `alice` or `jean-luc`"
+                                .to_string()
+                        },
+                        |s| format!("ids become account names: write `{s}`"),
+                    );
                 self.error(
                     "invalid-member-id",
                     &base.key("id"),
                     format!("`{}` is not a valid member id: {why}", m.id),
-                    Some(
-                        "ids become account names: write something like `alice` or `jean-luc`"
-                            .into(),
-                    ),
+                    Some(hint),
                 );
             } else if let Some(first) = ids.get(m.id.as_str()) {
                 self.error(

@@ -6,6 +6,7 @@ mod check;
 mod dns;
 mod examples;
 mod help;
+mod init;
 mod render;
 mod schema;
 mod support;

@@ -44,6 +44,16 @@ impl Voisin {
         self
     }
 
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
     /// Runs in `dir` instead of the repository root.
     pub fn in_dir(mut self, dir: &Path) -> Self {
         self.cmd.current_dir(dir);
