@@ -16,6 +16,16 @@ pub fn check_dns_name(name: &str) -> Result<(), Refusal> {
             name.len()
         ));
     }
+    if !name.is_ascii() {
+        // An internationalised name is written in DNS in its ASCII
+        // (punycode) form; say what that is.
+        return Err(match idna::domain_to_ascii(name) {
+            Ok(ascii) if ascii != name => {
+                format!("it has letters outside ASCII; DNS writes it `{ascii}`, write that instead")
+            }
+            _ => "it has characters DNS cannot hold".into(),
+        });
+    }
     if name.chars().any(|c| c.is_ascii_uppercase()) {
         return Err("it has upper-case letters; write it in lower case".into());
     }
@@ -163,6 +173,12 @@ mod tests {
         assert!(check_dns_name("amis-quartier.org").is_ok());
         assert!(check_dns_name("pret.amis-quartier.org").is_ok());
         assert!(check_dns_name("xn--caf-dma.fr").is_ok());
+    }
+
+    #[test]
+    fn shows_unicode_names_in_their_ascii_form() {
+        let why = check_dns_name("café.fr").expect_err("not ASCII");
+        assert!(why.contains("`xn--caf-dma.fr`"), "{why}");
     }
 
     #[test]

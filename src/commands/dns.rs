@@ -306,8 +306,11 @@ fn print_check(
     if !global.quiet {
         writeln!(
             out,
-            "checking {} records of {origin} with the DNS resolver {resolver}",
-            findings.len()
+            "checking {} of {origin} with the DNS resolver {resolver}",
+            match findings.len() {
+                1 => "1 record".to_string(),
+                n => format!("{n} records"),
+            }
         )?;
     }
     for f in findings {

@@ -31,9 +31,12 @@ pub fn run(global: &GlobalArgs, command: &SecretsCommand) -> anyhow::Result<Outc
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "wrote {} for {} recipient(s)",
+            "wrote {} for {}",
             path.display(),
-            recipients.len()
+            match recipients.len() {
+                1 => "1 recipient".to_string(),
+                n => format!("{n} recipients"),
+            }
         )?;
         writeln!(out, "commit it; never commit `secrets.yaml` itself")?;
     }

@@ -292,12 +292,20 @@ pub fn check_document(document: &Document, catalog: &Catalog) -> Checked {
     let read = read(document);
     let mut diagnostics = read.diagnostics.clone();
     if let Some(manifest) = &read.value {
+        // A `members` section under a misspelt key (`membres:`) was reported
+        // as unknown; every member it names would then look unknown too.
+        let members_misspelt = document.root.get("members").is_none()
+            && read.diagnostics.iter().any(|d| {
+                d.code == "unknown-key"
+                    && d.path.as_deref().is_some_and(|p| !p.contains(['.', '[']))
+            });
         // Values the shape check replaced were reported already; what the
         // meaning check says about them (or about what they contain) is noise.
         diagnostics.extend(
             validate::validate(document, manifest, catalog)
                 .into_iter()
-                .filter(|d| !d.path.as_deref().is_some_and(|p| read.touches_replaced(p))),
+                .filter(|d| !d.path.as_deref().is_some_and(|p| read.touches_replaced(p)))
+                .filter(|d| !(members_misspelt && d.code == "unknown-member")),
         );
     }
     // Reading order: a person fixes a file from top to bottom.

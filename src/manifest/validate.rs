@@ -55,6 +55,11 @@ impl<'a> Validator<'a> {
         );
     }
 
+    /// The line a value is on, for messages that point back at it.
+    fn line_of(&self, path: &Path) -> usize {
+        self.doc.locate(path, Target::Value).line
+    }
+
     fn dns_name(&mut self, path: &Path, name: &str, what: &str) -> bool {
         match names::check_dns_name(name) {
             Ok(()) => true,
@@ -220,8 +225,9 @@ impl<'a> Validator<'a> {
                     "duplicate-member",
                     &base.key("id"),
                     format!(
-                        "the member id `{}` is used twice (first by `members[{first}]`)",
-                        m.id
+                        "the member id `{}` is used twice (first on line {})",
+                        m.id,
+                        self.line_of(&Path::from("members").index(*first).key("id"))
                     ),
                     Some("give each member a distinct id".into()),
                 );
@@ -249,7 +255,7 @@ impl<'a> Validator<'a> {
                     }
                     let key = mailbox.to_lowercase();
                     if let Some(first) = mailboxes.get(&key) {
-                        self.error("duplicate-mailbox", &path, format!("the mailbox `{mailbox}` is used twice (first by `members[{first}]`)"), Some("each member needs a mailbox of their own; use an alias to share one".into()));
+                        self.error("duplicate-mailbox", &path, format!("the mailbox `{mailbox}` is used twice (first on line {})", self.line_of(&Path::from("members").index(*first).key("mailbox"))), Some("each member needs a mailbox of their own; use an alias to share one".into()));
                     } else {
                         mailboxes.insert(key, i);
                     }

@@ -406,3 +406,25 @@ fn check_of_a_manifest_needing_no_record_fails_instead_of_passing_on_nothing() {
     );
     assert!(!run.stdout.contains("0 in place"), "{}", run.stdout);
 }
+
+#[test]
+fn check_of_one_record_says_record_in_the_singular() {
+    let (_dir, manifest) = example("board-only.yaml");
+    let text = std::fs::read_to_string(&manifest)
+        .expect("readable")
+        .replace(
+            "  timezone: Europe/Paris\n",
+            "  timezone: Europe/Paris\n  public_address: { ipv4: 203.0.113.5 }\n",
+        );
+    std::fs::write(&manifest, text).expect("write");
+    let zone: Vec<Record> = records(&manifest).iter().map(wire).collect();
+    assert_eq!(zone.len(), 1);
+    let server = StubDns::serve(zone);
+    let run = check(&manifest, server.address).run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("checking 1 record of"),
+        "{}",
+        run.stdout
+    );
+}
