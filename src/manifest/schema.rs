@@ -16,7 +16,7 @@ use crate::catalog::{Catalog, Entry, Setting, SettingKind};
 /// The schema of the manifest's types alone.
 pub fn base() -> Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    serde_json::to_value(generator.into_root_schema_for::<Manifest>()).unwrap_or_default()
+    generator.into_root_schema_for::<Manifest>().to_value()
 }
 
 /// The schema completed from `catalog`, as `voisin schema` prints it.
