@@ -60,6 +60,20 @@ pub struct GlobalArgs {
     /// When to draw progress bars.
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+
+    /// Language of messages [default: `LANG` when it names French or
+    /// English, else the manifest's `locale`].
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<Lang>,
+}
+
+/// A language voisin's messages speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// English.
+    En,
+    /// French.
+    Fr,
 }
 
 /// Output format for commands whose output is data.

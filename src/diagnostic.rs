@@ -121,10 +121,19 @@ impl Diagnostic {
     ///    = hint: did you mean `host`?
     /// ```
     pub fn render(&self) -> String {
+        self.render_in(crate::cli::Lang::En)
+    }
+
+    /// [`Diagnostic::render`] with the words around the message in `lang`
+    /// (the message and hint are translated by [`crate::lang::translate`]).
+    pub fn render_in(&self, lang: crate::cli::Lang) -> String {
+        let french = lang == crate::cli::Lang::Fr;
         let mut out = String::new();
-        let level = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+        let level = match (self.severity, french) {
+            (Severity::Error, false) => "error",
+            (Severity::Warning, false) => "warning",
+            (Severity::Error, true) => "erreur",
+            (Severity::Warning, true) => "avertissement",
         };
         let _ = writeln!(out, "{level}[{}]: {}", self.code, self.message);
         let gutter = self
@@ -149,7 +158,8 @@ impl Diagnostic {
             }
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "{pad} = hint: {hint}");
+            let word = if french { "conseil :" } else { "hint:" };
+            let _ = writeln!(out, "{pad} = {word} {hint}");
         }
         out
     }

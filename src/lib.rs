@@ -14,6 +14,7 @@ pub mod commands;
 pub mod diagnostic;
 pub mod dns;
 pub mod document;
+pub mod lang;
 pub mod manifest;
 pub mod names;
 pub mod render;

@@ -38,9 +38,10 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> anyhow::Result<Outcome> {
     };
     let checked = manifest::check(&shown, &text, &loaded.catalog);
     let mut err = std::io::stderr().lock();
+    let lang = crate::lang::choose_here(global.lang, checked.locale.as_deref());
     for d in &checked.diagnostics {
         if d.is_error() || !global.quiet {
-            writeln!(err, "{}", d.render())?;
+            writeln!(err, "{}", crate::lang::translate(d, lang).render_in(lang))?;
         }
     }
     let manifest = match checked.manifest {

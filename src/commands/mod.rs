@@ -94,8 +94,9 @@ pub fn load_bundle(global: &GlobalArgs) -> anyhow::Result<Result<Bundle, Outcome
     let valid = checked.is_valid();
     let Some(manifest) = checked.manifest.filter(|_| valid) else {
         let mut out = std::io::stderr().lock();
+        let lang = crate::lang::choose_here(global.lang, checked.locale.as_deref());
         for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
-            writeln!(out, "{}", d.render())?;
+            writeln!(out, "{}", crate::lang::translate(d, lang).render_in(lang))?;
         }
         writeln!(
             out,

@@ -263,6 +263,9 @@ pub struct Checked {
     pub manifest: Option<Manifest>,
     /// Every problem found, in document order within each stage.
     pub diagnostics: Vec<Diagnostic>,
+    /// The `association.locale` the text gives, even when it is invalid
+    /// otherwise: the language to report in.
+    pub locale: Option<String>,
 }
 
 impl Checked {
@@ -281,6 +284,7 @@ pub fn check(file: &str, text: &str, catalog: &Catalog) -> Checked {
             return Checked {
                 manifest: None,
                 diagnostics: vec![*d],
+                locale: None,
             };
         }
     };
@@ -311,8 +315,15 @@ pub fn check_document(document: &Document, catalog: &Catalog) -> Checked {
     // Reading order: a person fixes a file from top to bottom.
     diagnostics.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
     let clean = read.is_clean();
+    let locale = document
+        .root
+        .get("association")
+        .and_then(|a| a.get("locale"))
+        .and_then(crate::document::Node::scalar_text)
+        .map(str::to_string);
     Checked {
         manifest: read.value.filter(|_| clean),
         diagnostics,
+        locale,
     }
 }

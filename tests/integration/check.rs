@@ -357,3 +357,93 @@ fn every_documented_code_has_a_corpus_case_or_a_test() {
         "documented codes nothing shows: {missing:?}"
     );
 }
+
+#[test]
+fn every_message_and_hint_of_the_corpus_has_its_french() {
+    let mut untranslated = Vec::new();
+    for kind in ["invalid", "valid"] {
+        for file in corpus(kind) {
+            let text = fs::read_to_string(root().join(&file)).expect("readable");
+            for e in expectations(&text) {
+                let message = e
+                    .head
+                    .split_once(": ")
+                    .map(|(_, m)| m.to_string())
+                    .unwrap_or_default();
+                for english in std::iter::once(message).chain(e.hint) {
+                    match voisin::lang::french(&english) {
+                        Some((_, true)) => {}
+                        Some((partly, false)) => {
+                            untranslated.push(format!("{english}\n    → {partly}"));
+                        }
+                        None => untranslated.push(english),
+                    }
+                }
+            }
+        }
+    }
+    untranslated.sort();
+    untranslated.dedup();
+    assert!(
+        untranslated.is_empty(),
+        "no French for:\n{}",
+        untranslated.join("\n")
+    );
+}
+
+#[test]
+fn a_french_manifest_is_reported_in_french_with_the_same_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text =
+        fs::read_to_string(root().join("tests/manifests/invalid/many-problems-at-once.yaml"))
+            .expect("readable")
+            .replace("locale: de", "locale: fr");
+    let file = dir.path().join("voisin.yaml");
+    fs::write(&file, text).expect("write");
+    let english = Voisin::new(["check", "--format", "json", "--lang", "en"])
+        .arg(&file)
+        .run()
+        .json();
+    // `LANG=C` names no language: the manifest's `locale: fr` decides.
+    let french = Voisin::new(["check", "--format", "json"])
+        .arg(&file)
+        .env("LANG", "C.UTF-8")
+        .run();
+    let french = french.json();
+    let codes = |r: &serde_json::Value| -> Vec<String> {
+        r["diagnostics"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|d| d["code"].to_string())
+            .collect()
+    };
+    assert_eq!(codes(&english), codes(&french));
+    assert_ne!(
+        english["diagnostics"][0]["message"],
+        french["diagnostics"][0]["message"]
+    );
+    let fr = Voisin::new(["check", "--lang", "fr"]).arg(&file).run();
+    assert!(
+        fr.stdout
+            .contains("erreur[unknown-key]: clé inconnue `domian` dans `association`"),
+        "{}",
+        fr.stdout
+    );
+    assert!(
+        fr.stdout
+            .contains("= conseil : vouliez-vous dire `domain` ?"),
+        "{}",
+        fr.stdout
+    );
+    assert!(fr.stdout.contains("erreurs"), "{}", fr.stdout);
+    // `LANG` naming English wins over the manifest; `--lang` over `LANG`.
+    let lang_en = Voisin::new(["check", "-f", "examples/full-association.yaml"])
+        .env("LANG", "en_GB.UTF-8")
+        .run();
+    assert!(lang_en.stdout.contains(": valid"), "{}", lang_en.stdout);
+    let flag_fr = Voisin::new(["check", "--lang", "fr", "examples/full-association.yaml"])
+        .env("LANG", "en_GB.UTF-8")
+        .run();
+    assert!(flag_fr.stdout.contains(": valide"), "{}", flag_fr.stdout);
+}

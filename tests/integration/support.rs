@@ -31,7 +31,10 @@ impl Voisin {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut cmd = Command::cargo_bin("voisin").expect("the voisin binary is built");
+        // English, whatever the machine's language: expectations are
+        // written in English (tests of French set `LANG` or `--lang`).
         cmd.current_dir(root())
+            .env("LANG", "en_US.UTF-8")
             .env_remove("VOISIN_FILE")
             .env_remove("VOISIN_CATALOG")
             .args(args);
@@ -51,6 +54,12 @@ impl Voisin {
         S: AsRef<std::ffi::OsStr>,
     {
         self.cmd.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cmd.env(key, value);
         self
     }
 
