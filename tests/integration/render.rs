@@ -500,7 +500,13 @@ fn a_render_that_changes_nothing_writes_nothing_and_stale_files_go() {
         .modified()
         .expect("mtime");
     std::thread::sleep(std::time::Duration::from_millis(20));
-    assert_eq!(ws.voisin(["render", "--compose"]).run().code, 0);
+    let again = ws.voisin(["render", "--compose"]).run();
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stdout.starts_with("nothing changed: "),
+        "{}",
+        again.stdout
+    );
     assert_eq!(
         fs::metadata(&virtual_)
             .expect("kept")
