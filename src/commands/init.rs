@@ -100,8 +100,9 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<Outcome> {
             path.display(),
             SCHEMA_FILE
         )?;
+        let lang = crate::lang::choose_here(global.lang, Some(&answers.locale));
         for d in checked.diagnostics.iter().filter(|d| !d.is_error()) {
-            writeln!(out, "{}", d.render())?;
+            writeln!(out, "{}", crate::lang::translate(d, lang).render_in(lang))?;
         }
         writeln!(out, "next:")?;
         writeln!(
