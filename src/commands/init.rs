@@ -105,10 +105,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", crate::lang::translate(d, lang).render_in(lang))?;
         }
         writeln!(out, "next:")?;
-        writeln!(
-            out,
-            "  voisin check      read what each key means, then edit the file"
-        )?;
+        writeln!(out, "  voisin check      after each change to the file")?;
         writeln!(
             out,
             "  voisin dns        the records to add at the registrar"
