@@ -18,8 +18,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command shares.
+/// Options every command shares. Listed under their own heading, after a
+/// subcommand's own options, so that `voisin board serve --help` shows its
+/// own flags together.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The manifest to read.
     #[arg(
@@ -57,6 +60,20 @@ pub struct GlobalArgs {
     /// When to draw progress bars.
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+
+    /// Language of messages [default: `LANG` when it names French or
+    /// English, else the manifest's `locale`].
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<Lang>,
+}
+
+/// A language voisin's messages speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// English.
+    En,
+    /// French.
+    Fr,
 }
 
 /// Output format for commands whose output is data.
@@ -82,6 +99,14 @@ pub enum Progress {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first `voisin.yaml`, commented, that passes `check`, and the
+    /// JSON Schema beside it for editors.
+    ///
+    /// Asks for what it needs when run in a terminal; with `--name` and
+    /// `--domain` (and the other flags for the rest) it asks nothing, for
+    /// scripts. Never overwrites a manifest.
+    Init(InitArgs),
+
     /// Check manifests against the schema and the catalog, offline.
     ///
     /// Every problem in every file is reported at once, each with its file,
@@ -152,6 +177,65 @@ pub enum Command {
     /// The association's members.
     #[command(subcommand)]
     Members(MembersCommand),
+
+    /// Print a shell completion script, generated from voisin's own
+    /// command line.
+    ///
+    /// For bash: `voisin completions bash > ~/.local/share/bash-completion/completions/voisin`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print voisin's manual page (roff), or write one page per command.
+    ///
+    /// `voisin man | man -l -` reads it; packagers use `--out DIR`.
+    Man {
+        /// Write `voisin.1` and a `voisin-COMMAND.1` page for every command
+        /// into DIR instead of printing the main page.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Arguments of `voisin init`. The manifest is written where `--file`
+/// says, else to `voisin.yaml`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The association's name, as members know it.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The association's domain, like `amis-quartier.org`.
+    #[arg(long)]
+    pub domain: Option<String>,
+
+    /// Services to run, comma-separated: `mail`, `cloud`, `board`
+    /// [default: all three].
+    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+    pub services: Option<Vec<String>>,
+
+    /// The first admin's full name [default: `Admin`].
+    #[arg(long, value_name = "NAME")]
+    pub admin_name: Option<String>,
+
+    /// The first admin's own address outside the association (required
+    /// without a mail service: sign-in links go there).
+    #[arg(long, value_name = "ADDRESS")]
+    pub admin_email: Option<String>,
+
+    /// Language of the board and mails: `fr` or `en` [default: from `LANG`].
+    #[arg(long, value_name = "fr|en")]
+    pub locale: Option<String>,
+
+    /// IANA time zone, like `Europe/Paris` [default: `UTC`].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+
+    /// The machine's public IPv4 address, for DNS records and mail.
+    #[arg(long, value_name = "ADDRESS")]
+    pub ipv4: Option<std::net::Ipv4Addr>,
 }
 
 /// Arguments of `voisin render`.
@@ -189,8 +273,8 @@ pub struct LogsArgs {
     /// One of its containers (default: all of them).
     pub container: Option<String>,
 
-    /// Keep printing new lines.
-    #[arg(short, long)]
+    /// Keep printing new lines (no `-f`: that names the manifest).
+    #[arg(long)]
     pub follow: bool,
 
     /// Only lines newer than this, like `10m` or `2h`.
@@ -222,6 +306,18 @@ pub struct DownArgs {
 /// `voisin secrets …`
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
+    /// Create an age identity (a private key) for `secrets encrypt` and
+    /// `--identity`, and print its public key; no other tool is needed.
+    ///
+    /// The file is written with mode 0600 and never overwritten. Keep it
+    /// outside the association's repository (a password manager, a USB key):
+    /// whoever holds it can read every secret.
+    Keygen {
+        /// Where to write the identity, like `~/.config/voisin/identity.txt`.
+        #[arg(value_name = "FILE")]
+        out: PathBuf,
+    },
+
     /// Write `.voisin/secrets.yaml.age`, an age-encrypted copy of every
     /// secret that can be committed beside the manifest.
     ///

@@ -121,10 +121,19 @@ impl Diagnostic {
     ///    = hint: did you mean `host`?
     /// ```
     pub fn render(&self) -> String {
+        self.render_in(crate::cli::Lang::En)
+    }
+
+    /// [`Diagnostic::render`] with the words around the message in `lang`
+    /// (the message and hint are translated by [`crate::lang::translate`]).
+    pub fn render_in(&self, lang: crate::cli::Lang) -> String {
+        let french = lang == crate::cli::Lang::Fr;
         let mut out = String::new();
-        let level = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+        let level = match (self.severity, french) {
+            (Severity::Error, false) => "error",
+            (Severity::Warning, false) => "warning",
+            (Severity::Error, true) => "erreur",
+            (Severity::Warning, true) => "avertissement",
         };
         let _ = writeln!(out, "{level}[{}]: {}", self.code, self.message);
         let gutter = self
@@ -135,23 +144,53 @@ impl Diagnostic {
         if let Some(loc) = &self.location {
             let _ = writeln!(out, "{pad}--> {}:{}:{}", loc.file, loc.line, loc.column);
             if !loc.source_line.is_empty() {
-                let shown = loc.source_line.trim_end();
+                let (shown, column, width) =
+                    excerpt(loc.source_line.trim_end(), loc.column, loc.width);
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{} | {shown}", loc.line);
                 // Tabs keep their width under the line so the marker lines up.
                 let lead: String = shown
                     .chars()
-                    .take(loc.column.saturating_sub(1))
+                    .take(column.saturating_sub(1))
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
-                let _ = writeln!(out, "{pad} | {lead}{}", "^".repeat(loc.width.max(1)));
+                let _ = writeln!(out, "{pad} | {lead}{}", "^".repeat(width.max(1)));
             }
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "{pad} = hint: {hint}");
+            let word = if french { "conseil :" } else { "hint:" };
+            let _ = writeln!(out, "{pad} = {word} {hint}");
         }
         out
     }
+}
+
+/// Characters of a source line shown under a message; longer lines are cut
+/// around the marker, so that a minified or generated line stays readable.
+const SHOWN_CHARS: usize = 100;
+
+/// The part of `line` to show, with the marker's column and width in it.
+fn excerpt(line: &str, column: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN_CHARS {
+        return (line.to_string(), column, width);
+    }
+    let at = column.saturating_sub(1).min(chars.len());
+    let width = width.clamp(1, SHOWN_CHARS / 2);
+    let start = at.saturating_sub(SHOWN_CHARS / 3);
+    let end = (start + SHOWN_CHARS).min(chars.len());
+    let start = end.saturating_sub(SHOWN_CHARS).min(start);
+    let mut shown = String::new();
+    let mut column = at - start + 1;
+    if start > 0 {
+        shown.push('…');
+        column += 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, column, width)
 }
 
 /// Suggests the candidate closest to `wrong`, if one is close enough to be
@@ -213,6 +252,27 @@ mod tests {
     fn lists_choices_in_prose() {
         assert_eq!(one_of(["a"]), "`a`");
         assert_eq!(one_of(["a", "b", "c"]), "`a`, `b` or `c`");
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_marker() {
+        let line = format!("{}bad{}", "x".repeat(500), "y".repeat(500));
+        let d = Diagnostic::error("c", "m").at(Location {
+            file: "v.yaml".into(),
+            line: 1,
+            column: 501,
+            width: 3,
+            source_line: line,
+        });
+        let text = d.render();
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = lines[3].strip_prefix("1 | ").expect("the source line");
+        let marker = lines[4].strip_prefix("  | ").expect("the marker line");
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(shown.chars().count() <= SHOWN_CHARS + 2, "{shown}");
+        let at = marker.find('^').expect("a marker");
+        let under: String = shown.chars().skip(at).take(3).collect();
+        assert_eq!(under, "bad", "{text}");
     }
 
     #[test]

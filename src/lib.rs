@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod dns;
 pub mod document;
 pub mod engine;
+pub mod lang;
 pub mod manifest;
 pub mod names;
 pub mod plan;

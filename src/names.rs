@@ -16,6 +16,16 @@ pub fn check_dns_name(name: &str) -> Result<(), Refusal> {
             name.len()
         ));
     }
+    if !name.is_ascii() {
+        // An internationalised name is written in DNS in its ASCII
+        // (punycode) form; say what that is.
+        return Err(match idna::domain_to_ascii(name) {
+            Ok(ascii) if ascii != name => {
+                format!("it has letters outside ASCII; DNS writes it `{ascii}`, write that instead")
+            }
+            _ => "it has characters DNS cannot hold".into(),
+        });
+    }
     if name.chars().any(|c| c.is_ascii_uppercase()) {
         return Err("it has upper-case letters; write it in lower case".into());
     }
@@ -109,6 +119,51 @@ pub fn check_member_id(id: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A valid member id made from what a person wrote (an id that was refused,
+/// or a full name): accents dropped, lower case, spaces as `-`. `None` when
+/// nothing usable is left.
+pub fn suggest_member_id(text: &str) -> Option<String> {
+    let mut id = String::new();
+    for c in text.trim().chars().flat_map(char::to_lowercase) {
+        let folded = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+            'ç' | 'ć' | 'č' => "c",
+            'ď' | 'đ' => "d",
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => "e",
+            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' | 'ı' => "i",
+            'ł' | 'ľ' | 'ĺ' => "l",
+            'ñ' | 'ń' | 'ň' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+            'ŕ' | 'ř' => "r",
+            'ś' | 'š' | 'ş' => "s",
+            'ť' | 'ţ' => "t",
+            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' | 'ų' => "u",
+            'ý' | 'ÿ' => "y",
+            'ź' | 'ż' | 'ž' => "z",
+            'œ' => "oe",
+            'æ' => "ae",
+            'ß' => "ss",
+            c if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_' => {
+                id.push(c);
+                continue;
+            }
+            _ => "-",
+        };
+        id.push_str(folded);
+    }
+    let mut collapsed = String::new();
+    for part in id.split('-').filter(|p| !p.is_empty()) {
+        if !collapsed.is_empty() {
+            collapsed.push('-');
+        }
+        collapsed.push_str(part);
+    }
+    let start = collapsed.find(|c: char| c.is_ascii_lowercase())?;
+    let id: String = collapsed[start..].chars().take(32).collect();
+    let id = id.trim_end_matches(['-', '.', '_']).to_string();
+    check_member_id(&id).is_ok().then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +173,12 @@ mod tests {
         assert!(check_dns_name("amis-quartier.org").is_ok());
         assert!(check_dns_name("pret.amis-quartier.org").is_ok());
         assert!(check_dns_name("xn--caf-dma.fr").is_ok());
+    }
+
+    #[test]
+    fn shows_unicode_names_in_their_ascii_form() {
+        let why = check_dns_name("café.fr").expect_err("not ASCII");
+        assert!(why.contains("`xn--caf-dma.fr`"), "{why}");
     }
 
     #[test]
@@ -144,6 +205,21 @@ mod tests {
         assert!(check_email("alice").is_err());
         assert!(check_email("a..b@amis.org").is_err());
         assert!(check_email("alice@amis").is_err());
+    }
+
+    #[test]
+    fn suggests_ids_without_accents_or_capitals() {
+        assert_eq!(suggest_member_id("Loïc").as_deref(), Some("loic"));
+        assert_eq!(
+            suggest_member_id("Chloé Lefèvre").as_deref(),
+            Some("chloe-lefevre")
+        );
+        assert_eq!(
+            suggest_member_id("Jean-Luc  O'Brien").as_deref(),
+            Some("jean-luc-o-brien")
+        );
+        assert_eq!(suggest_member_id("1042"), None);
+        assert_eq!(suggest_member_id("  "), None);
     }
 
     #[test]

@@ -15,6 +15,26 @@ const SIZE_UNITS: &[(&str, u64)] = &[
     ("TiB", 1 << 40),
 ];
 
+/// The sizes [`parse_size`] reads, as a JSON Schema (ECMA 262) pattern: the
+/// editor schema uses it, and a test keeps both verdicts the same.
+pub const SIZE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*([kKmMgGtT][iI]?[bB]|[bB])\s*$";
+
+/// The durations [`parse_duration`] reads, as a JSON Schema pattern.
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+[smhdwy])+\s*$";
+
+/// French unit names people write (`5 Go`), with the unit voisin reads.
+const FRENCH_SIZE_UNITS: &[(&str, &str)] = &[
+    ("o", "B"),
+    ("ko", "kB"),
+    ("mo", "MB"),
+    ("go", "GB"),
+    ("to", "TB"),
+    ("kio", "KiB"),
+    ("mio", "MiB"),
+    ("gio", "GiB"),
+    ("tio", "TiB"),
+];
+
 /// Why a size or duration could not be read: a message and a hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitError {
@@ -30,10 +50,44 @@ pub struct UnitError {
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let text = text.trim();
     let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
         .unwrap_or(text.len());
     let (number, unit) = (&text[..split], text[split..].trim());
     let hint = || "write a number and a unit, like `5 GB` or `500 MiB`".to_string();
+    // The decimal comma and French units are what French speakers write:
+    // say what voisin reads instead.
+    let english_unit = FRENCH_SIZE_UNITS
+        .iter()
+        .find(|(fr, _)| fr.eq_ignore_ascii_case(unit))
+        .map_or(unit, |(_, en)| *en);
+    let point_number = number.replace(',', ".");
+    let suggestion = format!("{point_number} {english_unit}");
+    if (number.contains(',') || english_unit != unit)
+        && !point_number.is_empty()
+        && parse_size(&suggestion).is_ok()
+    {
+        let (why, rule) = if number.contains(',') {
+            (
+                format!("`{number}` has a decimal comma"),
+                "voisin reads a decimal point".to_string(),
+            )
+        } else {
+            (
+                format!("`{unit}` is not a size unit voisin reads"),
+                format!("units are written in English: `{unit}` is `{english_unit}`"),
+            )
+        };
+        return Err(UnitError {
+            message: format!("`{text}` is not a size: {why}"),
+            hint: format!("did you mean `{suggestion}`? {rule}"),
+        });
+    }
+    if !is_decimal(number) {
+        return Err(UnitError {
+            message: format!("`{text}` is not a size"),
+            hint: hint(),
+        });
+    }
     if number.is_empty() {
         return Err(UnitError {
             message: format!("`{text}` is not a size"),
@@ -62,6 +116,12 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         message: format!("`{number}` is not a number"),
         hint: hint(),
     })?;
+    if !value.is_finite() {
+        return Err(UnitError {
+            message: format!("`{text}` is too large"),
+            hint: hint(),
+        });
+    }
     #[allow(
         clippy::cast_precision_loss,
         clippy::cast_possible_truncation,
@@ -69,6 +129,15 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     )]
     let bytes = (value * *factor as f64).round() as u64;
     Ok(bytes)
+}
+
+/// True for digits with at most one decimal point between digits, as
+/// [`SIZE_PATTERN`] has it: `5`, `1.5`, not `5.` or `.5`.
+fn is_decimal(number: &str) -> bool {
+    let mut parts = number.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && parts.next().is_none_or(digits)
 }
 
 /// Reads a duration like `21d`, `2h30m` or `90s`. Units: `s`, `m`
@@ -147,6 +216,28 @@ mod tests {
         );
         assert!(parse_size("GB").is_err());
         assert!(parse_size("1.2.3 GB").is_err());
+    }
+
+    #[test]
+    fn suggests_english_units_and_a_decimal_point() {
+        assert_eq!(
+            parse_size("5 Go").expect_err("french").hint,
+            "did you mean `5 GB`? units are written in English: `Go` is `GB`"
+        );
+        assert!(
+            parse_size("500 Mo")
+                .expect_err("french")
+                .hint
+                .starts_with("did you mean `500 MB`?")
+        );
+        assert!(
+            parse_size("2,5 GB")
+                .expect_err("comma")
+                .hint
+                .starts_with("did you mean `2.5 GB`?")
+        );
+        assert!(parse_size("5. GB").is_err());
+        assert!(parse_size(".5 GB").is_err());
     }
 
     #[test]

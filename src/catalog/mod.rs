@@ -426,5 +426,5 @@ impl Catalog {
 /// The JSON Schema of a catalog entry, used to check entry files.
 pub fn entry_schema() -> serde_json::Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    serde_json::to_value(generator.into_root_schema_for::<Entry>()).unwrap_or_default()
+    generator.into_root_schema_for::<Entry>().to_value()
 }

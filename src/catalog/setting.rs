@@ -131,6 +131,26 @@ impl Setting {
             };
             let item_kind = self.items.unwrap_or(SettingKind::String);
             for (i, item) in items.iter().enumerate() {
+                // Containers receive lists comma-separated: a comma inside
+                // one item would silently make two.
+                if let Value::String(text) = item
+                    && text.contains(',')
+                {
+                    let parts: Vec<&str> = text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    return Err(Misfit {
+                        message: format!("`{text}` holds a comma, which separates items"),
+                        hint: Some(format!(
+                            "write separate items, like `[{}]`, or join the words another way, like `{}`",
+                            parts.join(", "),
+                            parts.join(" & ")
+                        )),
+                        item: Some(i),
+                    });
+                }
                 if let Err(mut m) = self.check_one(item_kind, item) {
                     m.item = Some(i);
                     return Err(m);

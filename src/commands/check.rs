@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::Outcome;
 use crate::catalog::{self, lint::lint, load::LoadError};
-use crate::cli::{CheckArgs, Format, GlobalArgs};
+use crate::cli::{CheckArgs, Format, GlobalArgs, Lang};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::manifest;
 
@@ -43,19 +43,27 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
     if let Some(loaded) = &loaded {
         for path in &files {
             let shown = path.display().to_string();
-            let diagnostics = match std::fs::read_to_string(path) {
-                Ok(text) => manifest::check(&shown, &text, &loaded.catalog).diagnostics,
+            let (diagnostics, lang) = match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let checked = manifest::check(&shown, &text, &loaded.catalog);
+                    let lang = crate::lang::choose_here(global.lang, checked.locale.as_deref());
+                    (checked.diagnostics, lang)
+                }
                 Err(e) => {
                     // A file that cannot be read is a problem of the
                     // environment, not of the manifest: exit 2.
                     unusable = true;
-                    vec![
+                    (vec![
                         Diagnostic::error("unreadable-file", format!("cannot read `{shown}`: {e}"))
                             .with_hint("check the path; without a file name `check` reads `voisin.yaml`, or the file `-f` names"),
-                    ]
+                    ], crate::lang::choose_here(global.lang, None))
                 }
             };
-            report.add_file(shown, diagnostics);
+            let diagnostics = diagnostics
+                .iter()
+                .map(|d| crate::lang::translate(d, lang))
+                .collect();
+            report.add_file(shown, diagnostics, lang);
         }
     }
 
@@ -71,7 +79,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<Outcome> {
 
 #[derive(Default)]
 struct Report {
-    files: Vec<(String, Vec<Diagnostic>)>,
+    files: Vec<(String, Vec<Diagnostic>, Lang)>,
     catalog: Vec<Diagnostic>,
     /// Files not checked because the catalog itself is invalid.
     unchecked: Vec<String>,
@@ -129,14 +137,14 @@ impl Report {
         self.catalog.extend(diagnostics);
     }
 
-    fn add_file(&mut self, file: String, diagnostics: Vec<Diagnostic>) {
-        self.files.push((file, diagnostics));
+    fn add_file(&mut self, file: String, diagnostics: Vec<Diagnostic>, lang: Lang) {
+        self.files.push((file, diagnostics, lang));
     }
 
     fn all(&self) -> impl Iterator<Item = &Diagnostic> {
         self.catalog
             .iter()
-            .chain(self.files.iter().flat_map(|(_, d)| d))
+            .chain(self.files.iter().flat_map(|(_, d, _)| d))
     }
 
     fn errors(&self) -> usize {
@@ -158,7 +166,7 @@ impl Report {
                 files: self
                     .files
                     .iter()
-                    .map(|(file, d)| JsonFile {
+                    .map(|(file, d, _)| JsonFile {
                         file,
                         checked: true,
                         valid: count(d, Severity::Error) == 0,
@@ -191,11 +199,19 @@ impl Report {
             writeln!(out)?;
             return Ok(());
         }
-        for d in self.all() {
+        for d in &self.catalog {
             if global.quiet && !d.is_error() {
                 continue;
             }
             writeln!(out, "{}", d.render())?;
+        }
+        for (_, diagnostics, lang) in &self.files {
+            for d in diagnostics {
+                if global.quiet && !d.is_error() {
+                    continue;
+                }
+                writeln!(out, "{}", d.render_in(*lang))?;
+            }
         }
         let catalog_errors = count(&self.catalog, Severity::Error);
         if catalog_errors > 0 || (!self.catalog.is_empty() && !global.quiet) {
@@ -211,21 +227,17 @@ impl Report {
         for file in &self.unchecked {
             writeln!(out, "{file}: not checked, the catalog has errors")?;
         }
-        for (file, d) in &self.files {
+        for (file, d, lang) in &self.files {
             let e = count(d, Severity::Error);
             let w = count(d, Severity::Warning);
             if global.quiet && e == 0 {
                 continue;
             }
             if e == 0 && w == 0 {
-                writeln!(out, "{file}: valid")?;
+                let valid = if *lang == Lang::Fr { "valide" } else { "valid" };
+                writeln!(out, "{file}: {valid}")?;
             } else {
-                writeln!(
-                    out,
-                    "{file}: {}, {}",
-                    plural(e, "error"),
-                    plural(w, "warning")
-                )?;
+                writeln!(out, "{file}: {}", crate::lang::summary(*lang, e, w))?;
             }
         }
         Ok(())

@@ -38,9 +38,10 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> anyhow::Result<Outcome> {
     };
     let checked = manifest::check(&shown, &text, &loaded.catalog);
     let mut err = std::io::stderr().lock();
+    let lang = crate::lang::choose_here(global.lang, checked.locale.as_deref());
     for d in &checked.diagnostics {
         if d.is_error() || !global.quiet {
-            writeln!(err, "{}", d.render())?;
+            writeln!(err, "{}", crate::lang::translate(d, lang).render_in(lang))?;
         }
     }
     let manifest = match checked.manifest {
@@ -64,6 +65,14 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> anyhow::Result<Outcome> {
     drop(err);
 
     if args.check {
+        if records.records.is_empty() {
+            // Comparing nothing with DNS would be a green check of nothing.
+            writeln!(
+                std::io::stderr().lock(),
+                "error: `{shown}` needs no DNS record, so there is nothing to check\n  hint: give the machine's address under `association.public_address` (`ipv4:`, `ipv6:`) so its hosts get records"
+            )?;
+            return Ok(Outcome::Failed);
+        }
         let resolver = match args.resolver {
             Some(server) => Resolver::server(server),
             None => Resolver::system().map_err(|e| unreachable(&e, false))?,
@@ -298,8 +307,11 @@ fn print_check(
     if !global.quiet {
         writeln!(
             out,
-            "checking {} records of {origin} with the DNS resolver {resolver}",
-            findings.len()
+            "checking {} of {origin} with the DNS resolver {resolver}",
+            match findings.len() {
+                1 => "1 record".to_string(),
+                n => format!("{n} records"),
+            }
         )?;
     }
     for f in findings {

@@ -7,6 +7,8 @@ mod check;
 mod deploy;
 mod dns;
 mod engine;
+mod help;
+mod init;
 mod members;
 mod progress;
 mod render;
@@ -26,6 +28,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
     let global = &cli.global;
     match &cli.command {
+        Command::Init(args) => init::run(global, args),
         Command::Check(args) => check::run(global, args),
         Command::Schema => schema::run(global),
         Command::Catalog(cmd) => catalog::run(global, cmd),
@@ -39,6 +42,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Down(args) => engine::down(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),
+        Command::Completions { shell } => help::completions(*shell),
+        Command::Man { out } => help::man(out.as_deref()),
     }
 }
 
@@ -97,8 +102,9 @@ pub fn load_bundle(global: &GlobalArgs) -> anyhow::Result<Result<Bundle, Outcome
     let valid = checked.is_valid();
     let Some(manifest) = checked.manifest.filter(|_| valid) else {
         let mut out = std::io::stderr().lock();
+        let lang = crate::lang::choose_here(global.lang, checked.locale.as_deref());
         for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
-            writeln!(out, "{}", d.render())?;
+            writeln!(out, "{}", crate::lang::translate(d, lang).render_in(lang))?;
         }
         writeln!(
             out,

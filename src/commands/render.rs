@@ -60,12 +60,22 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
             (format!("{header}{text}").into_bytes(), false),
         );
     }
-    remove_unwanted(&out, &wanted)?;
+    let removed = remove_unwanted(&out, &wanted)?;
+    let mut changed = 0;
     for (path, (bytes, secret)) in &wanted {
-        write(path, bytes, *secret)?;
+        changed += usize::from(write(path, bytes, *secret)?);
     }
     if !global.quiet {
         let mut stdout = std::io::stdout().lock();
+        if changed == 0 && removed == 0 {
+            // Say so: a render that changed nothing is worth knowing apart.
+            writeln!(
+                stdout,
+                "nothing changed: {} is already what the manifest renders to",
+                out.display()
+            )?;
+            return Ok(Outcome::Success);
+        }
         writeln!(
             stdout,
             "rendered {} containers, {} networks, {} volumes: {written} files, desired-state.json{} in {}",
@@ -118,13 +128,13 @@ type Wanted = BTreeMap<PathBuf, (Vec<u8>, bool)>;
 /// Removes what a previous render wrote that this one does not: files under
 /// `files/` (and folders left empty), and `desired-state.json` or
 /// `compose.yaml` when not wanted.
-fn remove_unwanted(out: &Path, wanted: &Wanted) -> anyhow::Result<()> {
-    fn walk(dir: &Path, wanted: &Wanted) -> anyhow::Result<bool> {
+fn remove_unwanted(out: &Path, wanted: &Wanted) -> anyhow::Result<usize> {
+    fn walk(dir: &Path, wanted: &Wanted, removed: &mut usize) -> anyhow::Result<bool> {
         let mut empty = true;
         for entry in fs::read_dir(dir).with_context(|| format!("reading `{}`", dir.display()))? {
             let path = entry?.path();
             if path.is_dir() {
-                if walk(&path, wanted)? {
+                if walk(&path, wanted, removed)? {
                     fs::remove_dir(&path)
                         .with_context(|| format!("removing `{}`", path.display()))?;
                 } else {
@@ -134,32 +144,36 @@ fn remove_unwanted(out: &Path, wanted: &Wanted) -> anyhow::Result<()> {
                 empty = false;
             } else {
                 fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
+                *removed += 1;
             }
         }
         Ok(empty)
     }
+    let mut removed = 0;
     let files = out.join("files");
     if files.is_dir() {
-        walk(&files, wanted)?;
+        walk(&files, wanted, &mut removed)?;
     }
     for top in ["desired-state.json", "compose.yaml"] {
         let path = out.join(top);
         if path.exists() && !wanted.contains_key(&path) {
             fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
+            removed += 1;
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
-/// Writes a file unless it already holds these bytes with this mode.
-fn write(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
+/// Writes a file unless it already holds these bytes with this mode; true
+/// when it wrote.
+fn write(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<bool> {
     let mode = if secret { 0o600 } else { 0o644 };
     if let Ok(meta) = fs::metadata(path)
         && meta.permissions().mode() & 0o777 == mode
         && meta.len() == bytes.len() as u64
         && fs::read(path).is_ok_and(|old| old == bytes)
     {
-        return Ok(());
+        return Ok(false);
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
@@ -178,5 +192,5 @@ fn write(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
         .with_context(|| format!("writing `{}`", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("writing `{}`", path.display()))?;
-    Ok(())
+    Ok(true)
 }

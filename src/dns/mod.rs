@@ -433,6 +433,15 @@ pub fn zone_file(records: &Records, source: &str) -> String {
             let _ = writeln!(out, "\n; {}", record.purpose);
             purpose = Some(&record.purpose);
         }
+        if name.ends_with('.') {
+            // Not a name of this zone: a panel for the association's domain
+            // cannot hold it.
+            let _ = writeln!(
+                out,
+                "; `{}` is outside {origin}: add this record in its own domain's DNS, not here",
+                record.name
+            );
+        }
         let head = format!(
             "{name:width$} {} IN {:5}",
             record.ttl,
@@ -519,7 +528,9 @@ mod tests {
 
     #[test]
     fn mail_only_without_an_address_has_mail_records_and_asks_for_the_address() {
-        let records = records(&example("mail-only.yaml"), Some("KEY"));
+        let mut manifest = example("mail-only.yaml");
+        manifest.association.public_address = None;
+        let records = records(&manifest, Some("KEY"));
         assert_eq!(
             lines(&records),
             [
@@ -595,6 +606,19 @@ mod tests {
             "mail.autre.net."
         );
         assert_eq!(relative_name("xamis.org", "amis.org"), "xamis.org.");
+    }
+
+    #[test]
+    fn zone_file_says_where_a_host_outside_the_domain_belongs() {
+        let mut manifest = example("full-association.yaml");
+        if let Some(board) = manifest.services.get_mut("board") {
+            board.host = Some("pret.autre-asso.example.net".into());
+        }
+        let zone = zone_file(&records(&manifest, Some("KEY")), "voisin.yaml");
+        assert!(
+            zone.contains("; `pret.autre-asso.example.net` is outside amis-quartier.org: add this record in its own domain's DNS, not here\npret.autre-asso.example.net."),
+            "{zone}"
+        );
     }
 
     #[test]

@@ -83,6 +83,33 @@ impl From<&str> for Path {
     }
 }
 
+impl Path {
+    /// The path as messages say it to people, who count from 1:
+    /// ``item 3 of `members` `` for `members[2]`, and
+    /// ``` `roles` in item 1 of `members` ``` for `members[0].roles`.
+    /// (`path` in JSON output stays 0-based, as programs count.)
+    pub fn for_people(&self) -> String {
+        let Some(last) = self.0.iter().rposition(|s| matches!(s, Seg::Index(_))) else {
+            return format!("`{self}`");
+        };
+        let Seg::Index(n) = self.0[last] else {
+            return format!("`{self}`");
+        };
+        let outer = Self(self.0[..last].to_vec());
+        let item = if outer.is_root() {
+            format!("item {}", n + 1)
+        } else {
+            format!("item {} of {}", n + 1, outer.for_people())
+        };
+        let inner = Self(self.0[last + 1..].to_vec());
+        if inner.is_root() {
+            item
+        } else {
+            format!("`{inner}` in {item}")
+        }
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
@@ -119,5 +146,15 @@ mod tests {
             Path::from("services.mail.host").to_string(),
             "services.mail.host"
         );
+    }
+
+    #[test]
+    fn people_count_items_from_one() {
+        assert_eq!(Path::from("members[2]").for_people(), "item 3 of `members`");
+        assert_eq!(
+            Path::from("members[0].roles").for_people(),
+            "`roles` in item 1 of `members`"
+        );
+        assert_eq!(Path::from("services.mail").for_people(), "`services.mail`");
     }
 }

@@ -348,7 +348,7 @@ impl<'s> Shape<'s> {
                     let message = if path.is_root() {
                         format!("the key `{name}` is missing")
                     } else {
-                        format!("`{path}` is missing the key `{name}`")
+                        format!("{} is missing the key `{name}`", path.for_people())
                     };
                     out.push(problem(
                         "missing-key",
@@ -402,7 +402,7 @@ fn unknown_key(name: &str, properties: &Map<String, Value>, span: Span, path: &P
     let message = if path.is_root() {
         format!("unknown top-level key `{name}`")
     } else {
-        format!("unknown key `{name}` in `{path}`")
+        format!("unknown key `{name}` in {}", path.for_people())
     };
     let mut key_path = path.clone();
     key_path.push(Seg::Key(name.to_string()));
@@ -513,7 +513,7 @@ fn type_mismatch(types: &[&str], node: &Node, path: &Path) -> Problem {
         [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     };
     let found = node.describe();
-    let message = format!("`{path}` must be {expected}, not {found}");
+    let message = format!("{} must be {expected}, not {found}", path.for_people());
     let text = node.scalar_text().unwrap_or_default();
     let hint = if types.contains(&"boolean") {
         let lower = text.to_lowercase();
@@ -564,7 +564,8 @@ fn check_choices(choices: &[Value], node: &Node, path: &Path, out: &mut Findings
     out.push(problem(
         "unknown-value",
         format!(
-            "`{path}` must be {}, not {}",
+            "{} must be {}, not {}",
+            path.for_people(),
             one_of(names.iter().copied()),
             node.describe()
         ),

@@ -234,13 +234,42 @@ impl SyntaxError {
         self
     }
 
-    fn from_scan(err: &ScanError) -> Self {
+    fn from_scan(err: &ScanError, text: &str) -> Self {
         let m = err.marker();
-        let pos = Pos {
+        let mut pos = Pos {
             line: m.line(),
             column: m.col() + 1,
         };
         let info = err.info();
+        if info.contains("recursion limit") {
+            // The parser's own limit on nesting, reached while it reads
+            // ahead, before voisin's depth check sees the nodes.
+            return Self::new(
+                "too-deep",
+                format!("lists and mappings nest more than {MAX_DEPTH} levels deep"),
+                Span {
+                    start: pos,
+                    end: pos,
+                },
+            )
+            .hint("a manifest needs five or six levels: check the brackets");
+        }
+        if info.contains("tab") {
+            // The parser reports where the token it was reading began
+            // (often the previous line's value); point at the tab itself.
+            if let Some(tab) = first_tab_from(text, pos) {
+                pos = tab;
+            }
+            return Self::new(
+                "yaml-syntax",
+                "the YAML cannot be read: a tab stands where YAML needs spaces",
+                Span {
+                    start: pos,
+                    end: pos,
+                },
+            )
+            .hint("indent with spaces; YAML does not allow tabs for indentation");
+        }
         let hint = if info.contains("mapping values are not allowed") {
             Some(
                 "a value holding `: ` must be quoted, and keys of one mapping must line up"
@@ -271,20 +300,26 @@ impl SyntaxError {
 /// document is an error: a manifest is one document.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder {
+        text,
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
-        budget: MAX_NODES,
+        budget: MAX_EXPANDED,
+        written: 0,
         depth: 0,
     };
     builder.document()
 }
 
 struct Builder<'a> {
+    /// The whole text, to find what a parser error points near.
+    text: &'a str,
     parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
     /// Anchored nodes with their sizes, for aliases to copy.
     anchors: HashMap<usize, (Node, usize)>,
-    /// Values still allowed before the document counts as too large.
+    /// Values aliases may still copy before the document counts as too large.
     budget: usize,
+    /// Values written in the text so far.
+    written: usize,
     /// How deep the node being built is.
     depth: usize,
 }
@@ -300,7 +335,7 @@ impl<'a> Builder<'a> {
                         Span::default(),
                     ));
                 }
-                Some(Err(e)) => return Err(SyntaxError::from_scan(&e)),
+                Some(Err(e)) => return Err(SyntaxError::from_scan(&e, self.text)),
                 Some(Ok((event, span))) => {
                     if is_comment(&event) {
                         continue;
@@ -322,8 +357,13 @@ impl<'a> Builder<'a> {
                     start: Pos { line: 1, column: 1 },
                     end: Pos { line: 1, column: 1 },
                 };
-                return Err(SyntaxError::new("empty-document", "the file is empty", top)
-                    .hint("start from one of the files in `examples/`"));
+                let message = if self.text.trim().is_empty() {
+                    "the file is empty"
+                } else {
+                    "the file holds only comments"
+                };
+                return Err(SyntaxError::new("empty-document", message, top)
+                    .hint("write the manifest's sections (`association:`, `members:`, `services:`), or run `voisin init` to start one"));
             }
             Event::DocumentStart(..) => {}
             _ => {
@@ -351,7 +391,7 @@ impl<'a> Builder<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, SyntaxError> {
-        self.spend(1, span)?;
+        self.write_one(span)?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(SyntaxError::new(
@@ -466,14 +506,29 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Counts nodes against the budget, so that aliases of aliases (the
-    /// "billion laughs") cannot make a small file expand without end.
+    /// Counts a value written in the text against [`MAX_WRITTEN`].
+    fn write_one(&mut self, span: Span) -> Result<(), SyntaxError> {
+        self.written += 1;
+        if self.written > MAX_WRITTEN {
+            return Err(SyntaxError::new(
+                "too-large",
+                format!("the document holds more than {MAX_WRITTEN} values"),
+                span,
+            )
+            .hint("a manifest holds a few thousand at most: check that this is the right file"));
+        }
+        Ok(())
+    }
+
+    /// Counts the values an alias copies against the budget, so that
+    /// aliases of aliases (the "billion laughs") cannot make a small file
+    /// expand without end.
     fn spend(&mut self, nodes: usize, span: Span) -> Result<(), SyntaxError> {
         self.budget = self.budget.checked_sub(nodes).ok_or_else(|| {
             SyntaxError::new(
                 "too-large",
                 format!(
-                    "the document expands to more than {MAX_NODES} values once aliases are followed"
+                    "the aliases (`*name`) in this document copy more than {MAX_EXPANDED} values"
                 ),
                 span,
             )
@@ -483,9 +538,13 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// How many values a document may hold, aliases expanded: far beyond any
-/// manifest, far below what would exhaust memory.
-const MAX_NODES: usize = 100_000;
+/// How many values aliases may copy in all: far beyond what any manifest
+/// shares this way, far below what would exhaust memory.
+const MAX_EXPANDED: usize = 100_000;
+
+/// How many values a document may spell out: room for tens of thousands of
+/// members, while a runaway file (a log named by mistake) is refused.
+const MAX_WRITTEN: usize = 1_000_000;
 
 /// How deeply collections may nest: manifests need five or six levels.
 const MAX_DEPTH: usize = 64;
@@ -510,7 +569,8 @@ fn check_key(key: &Node, entries: &[(Node, Node)]) -> Result<(), SyntaxError> {
             "complex-key",
             "a key must be plain text, not a list or mapping",
             key.span,
-        ));
+        )
+        .hint("write each key on its own, like `members:`; `?` starts a complex key"));
     };
     if key_text == "<<" {
         return Err(
@@ -533,6 +593,19 @@ fn check_key(key: &Node, entries: &[(Node, Node)]) -> Result<(), SyntaxError> {
         .hint("keep one of them: YAML would silently use only the last"));
     }
     Ok(())
+}
+
+/// The first tab on `from`'s line or after it, as a position.
+fn first_tab_from(text: &str, from: Pos) -> Option<Pos> {
+    for (i, line) in text.lines().enumerate().skip(from.line.saturating_sub(1)) {
+        if let Some(col) = line.chars().position(|c| c == '\t') {
+            return Some(Pos {
+                line: i + 1,
+                column: col + 1,
+            });
+        }
+    }
+    None
 }
 
 fn is_comment(event: &Event<'_>) -> bool {

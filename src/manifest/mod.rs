@@ -150,6 +150,7 @@ pub struct Member {
 
     /// Storage quota, like `2 GB`; the service's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::units::SIZE_PATTERN))]
     pub quota: Option<String>,
 }
 
@@ -173,7 +174,10 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
 
-    /// Mail only: extra addresses delivered to members, like `contact: [alice, bob]`.
+    /// Mail only: extra addresses of the association's domain, each
+    /// delivered to members (by id: their mailbox, else their `contact`)
+    /// and forwarded to outside addresses, like
+    /// `contact: [alice, loic.perrin@free.fr]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, Vec<String>>,
 
@@ -224,6 +228,7 @@ pub struct Backup {
 pub struct Keep {
     /// Keep every snapshot younger than this, like `2d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
     pub within: Option<String>,
     /// Keep the newest N snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,6 +263,9 @@ pub struct Checked {
     pub manifest: Option<Manifest>,
     /// Every problem found, in document order within each stage.
     pub diagnostics: Vec<Diagnostic>,
+    /// The `association.locale` the text gives, even when it is invalid
+    /// otherwise: the language to report in.
+    pub locale: Option<String>,
 }
 
 impl Checked {
@@ -276,6 +284,7 @@ pub fn check(file: &str, text: &str, catalog: &Catalog) -> Checked {
             return Checked {
                 manifest: None,
                 diagnostics: vec![*d],
+                locale: None,
             };
         }
     };
@@ -287,19 +296,34 @@ pub fn check_document(document: &Document, catalog: &Catalog) -> Checked {
     let read = read(document);
     let mut diagnostics = read.diagnostics.clone();
     if let Some(manifest) = &read.value {
+        // A `members` section under a misspelt key (`membres:`) was reported
+        // as unknown; every member it names would then look unknown too.
+        let members_misspelt = document.root.get("members").is_none()
+            && read.diagnostics.iter().any(|d| {
+                d.code == "unknown-key"
+                    && d.path.as_deref().is_some_and(|p| !p.contains(['.', '[']))
+            });
         // Values the shape check replaced were reported already; what the
         // meaning check says about them (or about what they contain) is noise.
         diagnostics.extend(
             validate::validate(document, manifest, catalog)
                 .into_iter()
-                .filter(|d| !d.path.as_deref().is_some_and(|p| read.touches_replaced(p))),
+                .filter(|d| !d.path.as_deref().is_some_and(|p| read.touches_replaced(p)))
+                .filter(|d| !(members_misspelt && d.code == "unknown-member")),
         );
     }
     // Reading order: a person fixes a file from top to bottom.
     diagnostics.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
     let clean = read.is_clean();
+    let locale = document
+        .root
+        .get("association")
+        .and_then(|a| a.get("locale"))
+        .and_then(crate::document::Node::scalar_text)
+        .map(str::to_string);
     Checked {
         manifest: read.value.filter(|_| clean),
         diagnostics,
+        locale,
     }
 }

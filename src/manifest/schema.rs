@@ -16,7 +16,7 @@ use crate::catalog::{Catalog, Entry, Setting, SettingKind};
 /// The schema of the manifest's types alone.
 pub fn base() -> Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    serde_json::to_value(generator.into_root_schema_for::<Manifest>()).unwrap_or_default()
+    generator.into_root_schema_for::<Manifest>().to_value()
 }
 
 /// The schema completed from `catalog`, as `voisin schema` prints it.
@@ -119,18 +119,23 @@ fn kind_schema(kind: SettingKind, setting: &Setting) -> Value {
         SettingKind::Boolean => json!({ "type": "boolean" }),
         SettingKind::Size => json!({
             "type": "string",
-            "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([kKMGT]i?[bB]|[bB])\s*$",
+            "pattern": crate::units::SIZE_PATTERN,
             "examples": ["5 GB", "500 MiB"],
         }),
         SettingKind::Duration => json!({
             "type": "string",
-            "pattern": r"^([0-9]+[smhdwy])+$",
+            "pattern": crate::units::DURATION_PATTERN,
             "examples": ["21d", "12h"],
         }),
         SettingKind::Enum => json!({ "type": "string", "enum": setting.values }),
         SettingKind::List => {
             let item = setting.items.unwrap_or(SettingKind::String);
-            json!({ "type": "array", "items": kind_schema(item, setting) })
+            let mut items = kind_schema(item, setting);
+            if item == SettingKind::String {
+                // Lists reach containers comma-separated.
+                items["pattern"] = json!("^[^,]*$");
+            }
+            json!({ "type": "array", "items": items })
         }
         SettingKind::Email => json!({ "type": "string", "format": "email" }),
         SettingKind::Hostname => json!({ "type": "string", "format": "hostname" }),
@@ -162,6 +167,87 @@ mod tests {
             schema["definitions"]["Proxy"]["properties"]["use"]["enum"],
             json!(["local", "traefik"])
         );
+    }
+
+    /// Sizes and durations as people write them, right and wrong.
+    const MEASURES: &[&str] = &[
+        "5 GB", "5gb", "5 mb", "500MiB", "500 mib", "1.5 TB", "0 B", "5 b", " 5 GB ", "5", "5 Go",
+        "500 Mo", "2,5 GB", "GB", "5 GX", "1.2.3 GB", "5. GB", ".5 GB", "5 KiB", "-5 GB", "21d",
+        "1h30m", "21", " 21d", "3 days", "d", "", "2w", "1y", "21D", "21 d", "12h ", "1e3 MB",
+        "5\tGB", "５ GB",
+    ];
+
+    fn editor_validator(schema: &Value) -> jsonschema::Validator {
+        jsonschema::validator_for(schema).expect("the editor schema compiles")
+    }
+
+    #[test]
+    fn every_typed_setting_gets_the_same_verdict_from_the_schema_and_check() {
+        let catalog = load(&Source::BuiltIn).expect("built-in catalog").catalog;
+        let mut compared = 0;
+        for entry in catalog.entries.values() {
+            for (name, setting) in &entry.settings {
+                let schema = setting_schema(setting);
+                let validator = editor_validator(&schema);
+                let mut values: Vec<Value> = MEASURES.iter().map(|m| json!(m)).collect();
+                values.extend([json!(5), json!(true), json!(null), json!(["a", "b, c"])]);
+                values.extend(setting.values.iter().map(|v| json!(v)));
+                values.extend(setting.values.iter().map(|v| json!([v])));
+                values.push(json!(["jeux, jouets"]));
+                for value in values {
+                    let by_check = setting.check(&value).is_ok();
+                    let by_schema = validator.is_valid(&value);
+                    assert_eq!(
+                        by_check,
+                        by_schema,
+                        "`{}` setting `{name}` ({}): check says {by_check}, the schema {by_schema} for {value}",
+                        entry.name,
+                        setting.type_label()
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "only {compared} values compared");
+    }
+
+    #[test]
+    fn quotas_durations_and_settings_of_a_whole_manifest_get_the_same_verdict() {
+        let catalog = load(&Source::BuiltIn).expect("built-in catalog").catalog;
+        let text = include_str!("../../examples/full-association.yaml");
+        let doc = crate::document::Document::parse("full.yaml", text).expect("parses");
+        let manifest = super::super::read(&doc).value.expect("reads");
+        let base_value = serde_json::to_value(&manifest).expect("serialises");
+        let validator = editor_validator(&for_editors(&catalog));
+        let mut places: Vec<String> = vec!["/members/1/quota".into(), "/backup/keep/within".into()];
+        for (role, service) in &manifest.services {
+            let entry = catalog.get(&service.entry).expect("known entry");
+            for (name, setting) in &entry.settings {
+                if matches!(setting.kind, SettingKind::Size | SettingKind::Duration) {
+                    places.push(format!("/services/{role}/settings/{name}"));
+                }
+            }
+        }
+        assert!(places.len() > 4, "too few places: {places:?}");
+        for place in &places {
+            for measure in MEASURES {
+                let mut value = base_value.clone();
+                let (parent, key) = place.rsplit_once('/').expect("a pointer");
+                value
+                    .pointer_mut(parent)
+                    .and_then(Value::as_object_mut)
+                    .expect("the parent exists")
+                    .insert(key.to_string(), json!(measure));
+                // JSON is YAML: `check` reads the very document the schema judges.
+                let text = serde_json::to_string(&value).expect("serialises");
+                let by_check = super::super::check("m.yaml", &text, &catalog).is_valid();
+                let by_schema = validator.is_valid(&value);
+                assert_eq!(
+                    by_check, by_schema,
+                    "{place} = {measure:?}: check says {by_check}, the schema {by_schema}"
+                );
+            }
+        }
     }
 
     #[test]

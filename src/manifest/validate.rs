@@ -31,6 +31,7 @@ pub fn validate(doc: &Document, manifest: &Manifest, catalog: &Catalog) -> Vec<D
     v.sender_addresses();
     v.proxy();
     v.backup();
+    v.public_address();
     v.out
 }
 
@@ -52,6 +53,11 @@ impl<'a> Validator<'a> {
             path,
             Target::Value,
         );
+    }
+
+    /// The line a value is on, for messages that point back at it.
+    fn line_of(&self, path: &Path) -> usize {
+        self.doc.locate(path, Target::Value).line
     }
 
     fn dns_name(&mut self, path: &Path, name: &str, what: &str) -> bool {
@@ -197,22 +203,31 @@ impl<'a> Validator<'a> {
         for (i, m) in manifest.members.iter().enumerate() {
             let base = Path::from("members").index(i);
             if let Err(why) = names::check_member_id(&m.id) {
+                // From the id itself (`Loïc`), else from the name (`1042`).
+                let hint = names::suggest_member_id(&m.id)
+                    .or_else(|| names::suggest_member_id(&m.name))
+                    .filter(|s| !ids.contains_key(s.as_str()))
+                    .map_or_else(
+                        || {
+                            "ids become account names: write something like `alice` or `jean-luc`"
+                                .to_string()
+                        },
+                        |s| format!("ids become account names: write `{s}`"),
+                    );
                 self.error(
                     "invalid-member-id",
                     &base.key("id"),
                     format!("`{}` is not a valid member id: {why}", m.id),
-                    Some(
-                        "ids become account names: write something like `alice` or `jean-luc`"
-                            .into(),
-                    ),
+                    Some(hint),
                 );
             } else if let Some(first) = ids.get(m.id.as_str()) {
                 self.error(
                     "duplicate-member",
                     &base.key("id"),
                     format!(
-                        "the member id `{}` is used twice (first by `members[{first}]`)",
-                        m.id
+                        "the member id `{}` is used twice (first on line {})",
+                        m.id,
+                        self.line_of(&Path::from("members").index(*first).key("id"))
                     ),
                     Some("give each member a distinct id".into()),
                 );
@@ -240,7 +255,7 @@ impl<'a> Validator<'a> {
                     }
                     let key = mailbox.to_lowercase();
                     if let Some(first) = mailboxes.get(&key) {
-                        self.error("duplicate-mailbox", &path, format!("the mailbox `{mailbox}` is used twice (first by `members[{first}]`)"), Some("each member needs a mailbox of their own; use an alias to share one".into()));
+                        self.error("duplicate-mailbox", &path, format!("the mailbox `{mailbox}` is used twice (first on line {})", self.line_of(&Path::from("members").index(*first).key("mailbox"))), Some("each member needs a mailbox of their own; use an alias to share one".into()));
                     } else {
                         mailboxes.insert(key, i);
                     }
@@ -250,9 +265,11 @@ impl<'a> Validator<'a> {
                 self.email(&base.key("contact"), contact);
             }
             if m.mailbox.is_none() && m.contact.is_none() {
+                // Some members have no address at all (an elderly household):
+                // they sign in with the password `members credentials` prints.
                 self.push(
-                    Diagnostic::error("unreachable-member", format!("the member `{}` has neither `mailbox` nor `contact`", m.id))
-                        .with_hint("give a `mailbox:` in the association's domain or an outside `contact:` address, so voisin can send their sign-in link"),
+                    Diagnostic::warning("unreachable-member", format!("the member `{}` has neither `mailbox` nor `contact`", m.id))
+                        .with_hint(format!("voisin cannot mail them a sign-in link or a reminder: hand them the password `voisin members credentials {}` prints, or add a `contact:` address", m.id)),
                     &base,
                     Target::Value,
                 );
@@ -491,6 +508,7 @@ impl<'a> Validator<'a> {
             (Some(host), true) => {
                 let path = base.key("host");
                 if self.dns_name(&path, host, "host name") {
+                    self.outside_domain(&path, host);
                     if let Some(other) = hosts.get(host) {
                         self.error(
                             "duplicate-host",
@@ -510,35 +528,96 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A host outside the association's domain is allowed (a domain of a
+    /// member's own), but its DNS records are not in the association's zone.
+    fn outside_domain(&mut self, path: &Path, host: &str) {
+        let domain = self.manifest.association.domain.as_str();
+        if names::check_dns_name(domain).is_err()
+            || host == domain
+            || host.ends_with(&format!(".{domain}"))
+        {
+            return;
+        }
+        let first = host.split('.').next().unwrap_or(host);
+        self.push(
+            Diagnostic::warning(
+                "host-outside-domain",
+                format!("`{host}` is not in the association's domain `{domain}`"),
+            )
+            .with_hint(format!("write `{first}.{domain}`; a host elsewhere needs its records in that other domain's zone, which `voisin dns` does not print")),
+            path,
+            Target::Value,
+        );
+    }
+
+    /// Mail cannot arrive at a machine DNS does not point to.
+    fn public_address(&mut self) {
+        let manifest = self.manifest;
+        if manifest.association.public_address.is_some() {
+            return;
+        }
+        let Some(mail) = manifest.services.get("mail") else {
+            return;
+        };
+        if self
+            .catalog
+            .get(&mail.entry)
+            .is_none_or(|e| e.role != "mail")
+            || mail.host.is_none()
+        {
+            return;
+        }
+        self.push(
+            Diagnostic::warning(
+                "missing-public-address",
+                "the mail service needs the machine's public address, and the association gives none",
+            )
+            .with_hint("add `public_address: { ipv4: 203.0.113.7 }` under `association` with the machine's address: other servers deliver mail to it, and `voisin dns` prints its MX and A records from it"),
+            &Path::from("association"),
+            Target::Key,
+        );
+    }
+
     fn aliases(&mut self, base: &Path, service: &Service) {
-        let members: Vec<&str> = self
-            .manifest
-            .members
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect();
-        let with_mailbox: BTreeSet<&str> = self
-            .manifest
-            .members
-            .iter()
-            .filter(|m| m.mailbox.is_some())
-            .map(|m| m.id.as_str())
-            .collect();
-        let taken: BTreeSet<String> = self
-            .manifest
+        let manifest = self.manifest;
+        let members: Vec<&str> = manifest.members.iter().map(|m| m.id.as_str()).collect();
+        let taken: BTreeSet<String> = manifest
             .members
             .iter()
             .filter_map(|m| m.mailbox.as_deref())
             .filter_map(|mb| mb.split_once('@').map(|(l, _)| l.to_lowercase()))
             .collect();
+        let domain = manifest.association.domain.as_str();
         for (alias, targets) in &service.aliases {
             let path = base.key("aliases").key(alias.as_str());
-            if let Err(why) = names::check_local_part(alias) {
+            if let Some((local, at)) = alias.rsplit_once('@') {
+                // People write the whole address; the key is only its local part.
+                let hint = if at.eq_ignore_ascii_case(domain)
+                    && names::check_local_part(local).is_ok()
+                {
+                    format!("an alias is the part before `@`: write `{local}`")
+                } else {
+                    format!(
+                        "an alias is an address in `{domain}`: write the part before `@` alone, like `{}`",
+                        local.split('@').next().unwrap_or("bureau")
+                    )
+                };
+                self.push(
+                    Diagnostic::error(
+                        "invalid-alias",
+                        format!("the alias `{alias}` is a whole address"),
+                    )
+                    .with_hint(hint),
+                    &path,
+                    Target::Key,
+                );
+            } else if let Err(why) = names::check_local_part(alias) {
                 self.push(
                     Diagnostic::error(
                         "invalid-alias",
                         format!("`{alias}` cannot be an address: {why}"),
-                    ),
+                    )
+                    .with_hint("write letters, digits, `.`, `_` or `-`, like `bureau`"),
                     &path,
                     Target::Key,
                 );
@@ -558,27 +637,36 @@ impl<'a> Validator<'a> {
                     "empty-alias",
                     &path,
                     format!("the alias `{alias}` delivers to nobody"),
-                    Some("list at least one member id, like `[alice]`".into()),
+                    Some("list at least one member id or address, like `[alice]` or `[alice, loic.perrin@free.fr]`".into()),
                 );
             }
             for (i, target) in targets.iter().enumerate() {
                 let tpath = path.index(i);
-                if !members.contains(&target.as_str()) {
-                    let hint = did_you_mean(target, members.iter().copied())
-                        .unwrap_or_else(|| "aliases deliver to members: list their `id`s".into());
+                if target.contains('@') {
+                    // An outside address: mail is forwarded there.
+                    self.email(&tpath, target);
+                    continue;
+                }
+                let Some(member) = manifest.members.iter().find(|m| &m.id == target) else {
+                    let hint = did_you_mean(target, members.iter().copied()).unwrap_or_else(|| {
+                        "aliases deliver to members (their `id`) or to outside addresses (with `@`)"
+                            .into()
+                    });
                     self.error(
                         "unknown-member",
                         &tpath,
                         format!("no member has the id `{target}`"),
                         Some(hint),
                     );
-                } else if !with_mailbox.contains(target.as_str()) {
+                    continue;
+                };
+                if member.mailbox.is_none() && member.contact.is_none() {
                     self.error(
                         "member-without-mailbox",
                         &tpath,
-                        format!("the member `{target}` has no mailbox to deliver to"),
+                        format!("the member `{target}` has no address to deliver to"),
                         Some(format!(
-                            "give `{target}` a `mailbox:`, or remove them from the alias"
+                            "give `{target}` a `mailbox:` or a `contact:`, or remove them from the alias"
                         )),
                     );
                 }

@@ -233,10 +233,17 @@ impl<'a> Inputs<'a> {
                 .aliases
                 .iter()
                 .map(|(alias, targets)| {
+                    // A member id delivers to the mailbox, else forwards to
+                    // the outside contact; an address (with `@`) is forwarded.
                     let targets: Vec<&str> = targets
                         .iter()
-                        .filter_map(|id| m.members.iter().find(|x| &x.id == id))
-                        .filter_map(|x| x.mailbox.as_deref())
+                        .filter_map(|target| {
+                            if target.contains('@') {
+                                return Some(target.as_str());
+                            }
+                            let x = m.members.iter().find(|x| &x.id == target)?;
+                            x.mailbox.as_deref().or(x.contact.as_deref())
+                        })
                         .collect();
                     serde_json::json!({ "address": format!("{alias}@{}", a.domain), "targets": targets })
                 })

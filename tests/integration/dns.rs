@@ -388,3 +388,43 @@ fn check_exits_2_when_no_resolver_answers() {
             .contains("hint: check the address and port given to `--resolver`")
     );
 }
+
+#[test]
+fn check_of_a_manifest_needing_no_record_fails_instead_of_passing_on_nothing() {
+    let (_dir, manifest) = example("board-only.yaml");
+    let run = check(&manifest, closed_port()).run();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("needs no DNS record, so there is nothing to check"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: give the machine's address under `association.public_address`")
+    );
+    assert!(!run.stdout.contains("0 in place"), "{}", run.stdout);
+}
+
+#[test]
+fn check_of_one_record_says_record_in_the_singular() {
+    let (_dir, manifest) = example("board-only.yaml");
+    let text = std::fs::read_to_string(&manifest)
+        .expect("readable")
+        .replace(
+            "  timezone: Europe/Paris\n",
+            "  timezone: Europe/Paris\n  public_address: { ipv4: 203.0.113.5 }\n",
+        );
+    std::fs::write(&manifest, text).expect("write");
+    let zone: Vec<Record> = records(&manifest).iter().map(wire).collect();
+    assert_eq!(zone.len(), 1);
+    let server = StubDns::serve(zone);
+    let run = check(&manifest, server.address).run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("checking 1 record of"),
+        "{}",
+        run.stdout
+    );
+}

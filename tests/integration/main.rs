@@ -7,6 +7,8 @@ mod check;
 mod deploy;
 mod dns;
 mod examples;
+mod help;
+mod init;
 mod remote;
 mod render;
 mod schema;

@@ -500,7 +500,13 @@ fn a_render_that_changes_nothing_writes_nothing_and_stale_files_go() {
         .modified()
         .expect("mtime");
     std::thread::sleep(std::time::Duration::from_millis(20));
-    assert_eq!(ws.voisin(["render", "--compose"]).run().code, 0);
+    let again = ws.voisin(["render", "--compose"]).run();
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stdout.starts_with("nothing changed: "),
+        "{}",
+        again.stdout
+    );
     assert_eq!(
         fs::metadata(&virtual_)
             .expect("kept")
@@ -523,5 +529,88 @@ fn a_render_that_changes_nothing_writes_nothing_and_stale_files_go() {
         ws.rendered()
             .join("files/amis-quartier-board-board")
             .exists()
+    );
+}
+
+#[test]
+fn aliases_deliver_to_mailboxes_and_forward_to_outside_addresses() {
+    let ws = Workspace::of("tests/manifests/valid/alias-forwards-outside.yaml");
+    let run = ws.voisin(["render"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, bytes) = tree(&ws.rendered())
+        .into_iter()
+        .find(|(p, _)| p.ends_with("postfix-virtual.cf"))
+        .expect("postfix-virtual.cf is rendered");
+    let virtual_ = String::from_utf8(bytes).expect("UTF-8");
+    assert!(
+        virtual_.contains(
+            "bureau@locataires.example.org alice@locataires.example.org,tresorier.locataires@gmail.com"
+        ),
+        "{virtual_}"
+    );
+    assert!(
+        virtual_.contains(
+            "contact@locataires.example.org alice@locataires.example.org,loic.perrin@free.fr"
+        ),
+        "{virtual_}"
+    );
+}
+
+#[test]
+fn keygen_makes_a_private_identity_that_reads_back_the_encrypted_copy() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let key_file = ws.path().join("identity.txt");
+    let keygen = ws.voisin(["secrets", "keygen"]).arg(&key_file).run();
+    assert_eq!(keygen.code, 0, "{}", keygen.stderr);
+    let mode = fs::metadata(&key_file)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = fs::read_to_string(&key_file).expect("readable");
+    let secret_line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .expect("a secret key line");
+    assert!(
+        !keygen.stdout.contains(secret_line) && !keygen.stderr.contains(secret_line),
+        "the private key was printed"
+    );
+    let public = keygen
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("the public key is printed")
+        .to_string();
+    assert!(text.contains(&format!("# public key: {public}")), "{text}");
+
+    let encrypt = ws.voisin(["secrets", "encrypt", "-r", &public]).run();
+    assert_eq!(encrypt.code, 0, "{}", encrypt.stderr);
+    assert_eq!(ws.voisin(["render", "--out", "before"]).run().code, 0);
+    fs::remove_file(ws.path().join(".voisin/secrets.yaml")).expect("remove the plain secrets");
+    let with = ws
+        .voisin(["render", "--out", "after", "--identity"])
+        .arg(&key_file)
+        .run();
+    assert_eq!(with.code, 0, "{}", with.stderr);
+    assert_eq!(
+        tree(&ws.path().join("before")),
+        tree(&ws.path().join("after"))
+    );
+
+    let again = ws.voisin(["secrets", "keygen"]).arg(&key_file).run();
+    assert_eq!(again.code, 2, "{}", again.stdout);
+    assert!(
+        again
+            .stderr
+            .contains("hint: an identity may be the only key"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&key_file).expect("readable"),
+        text,
+        "overwritten"
     );
 }

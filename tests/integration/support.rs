@@ -31,7 +31,10 @@ impl Voisin {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut cmd = Command::cargo_bin("voisin").expect("the voisin binary is built");
+        // English, whatever the machine's language: expectations are
+        // written in English (tests of French set `LANG` or `--lang`).
         cmd.current_dir(root())
+            .env("LANG", "en_US.UTF-8")
             .env_remove("VOISIN_FILE")
             .env_remove("VOISIN_CATALOG")
             .args(args);
@@ -41,6 +44,16 @@ impl Voisin {
     /// Adds an argument.
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
         self
     }
 
