@@ -257,11 +257,15 @@ fn every_container_is_hardened() {
     assert_eq!(containers.len(), 7);
     for c in containers {
         let name = c["name"].as_str().expect("name");
-        assert_eq!(
-            c["security_opt"],
-            serde_json::json!(["no-new-privileges:true"]),
-            "{name}"
-        );
+        // The mail server alone may gain privileges: Postfix's `postdrop`
+        // is set-gid (catalog/docker-mailserver.yaml says where upstream
+        // says so).
+        let expected = if c["container"] == "mail" {
+            serde_json::json!([])
+        } else {
+            serde_json::json!(["no-new-privileges:true"])
+        };
+        assert_eq!(c["security_opt"], expected, "{name}");
         assert_eq!(c["cap_drop"], serde_json::json!(["ALL"]), "{name}");
         assert!(c["memory_bytes"].as_u64().is_some_and(|m| m > 0), "{name}");
         assert!(c["pids_limit"].as_u64().is_some_and(|p| p > 0), "{name}");
