@@ -181,12 +181,26 @@ pub fn compose(state: &DesiredState) -> Value {
             }}),
         );
     }
-    json!({
+    let mut document = json!({
         "version": "2.4",
         "services": services,
         "networks": networks,
         "volumes": volumes,
-    })
+    });
+    escape_dollars(&mut document);
+    document
+}
+
+/// Compose replaces `$NAME` and `${NAME}` anywhere in the file with the
+/// shell's variables; `$$` is a literal `$`. Every value voisin writes is
+/// meant literally (an association named "A$B", a shell health check).
+fn escape_dollars(value: &mut Value) {
+    match value {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(fields) => fields.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
 }
 
 /// One container as a compose service.
@@ -305,4 +319,22 @@ fn depends_on<'a>(state: &DesiredState, c: &'a ContainerSpec) -> BTreeMap<&'a st
         );
     }
     depends_on
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dollar_is_written_for_compose_to_keep() {
+        let mut doc = json!({
+            "environment": { "NAME": "A$B ${HOME}" },
+            "healthcheck": { "test": ["CMD", "sh", "-c", "echo $$ $x"] },
+            "mem_limit": 5,
+        });
+        escape_dollars(&mut doc);
+        assert_eq!(doc["environment"]["NAME"], "A$$B $${HOME}");
+        assert_eq!(doc["healthcheck"]["test"][3], "echo $$$$ $$x");
+        assert_eq!(doc["mem_limit"], 5);
+    }
 }

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod check;
+mod compose;
 mod dns;
 mod examples;
 mod render;
