@@ -11,9 +11,14 @@
 //! machine's). Everything else is the bundle as exported: the files
 //! service and its script, volumes, users, capabilities, read-only roots,
 //! networks and start order.
+//!
+//! The same image runs the mail server's start-up wrapper as rendered, to
+//! show that it waits for the certificate instead of letting
+//! docker-mailserver fail.
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -324,4 +329,109 @@ fn check_files(slug: &str, rendered: &Path, containers: &[serde_json::Value]) ->
         }
     }
     checked
+}
+
+/// Removes a container and an image, even when the test fails.
+struct Remove {
+    container: String,
+    image: String,
+}
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.container])
+            .output();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+/// The mail server's start-up wrapper, run as rendered: it waits, saying
+/// so, while the proxy's store lacks the certificate, then links the store
+/// where docker-mailserver reads it and runs the image's command.
+/// docker-mailserver's `acme_extract.py` (Python, not in the test image) is
+/// stood in for by a script that prints a certificate when the store names
+/// the host, as the real one does.
+#[test]
+fn mail_waits_for_its_certificate_then_starts() {
+    let ws = Workspace::of("examples/mail-only.yaml");
+    let render = ws.voisin(["render"]).run();
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    let wrapper = ws
+        .rendered()
+        .join("files/chorale-canal-mail-mail/usr/local/lib/voisin/wait-for-certificate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("store");
+    fs::create_dir(&store).expect("store");
+    let extract = dir.path().join("acme_extract.py");
+    fs::write(
+        &extract,
+        "#!/bin/sh\n# stands in for docker-mailserver's acme_extract.py FILE FQDN --cert\n\
+         grep -q \"\\\"main\\\": \\\"$2\\\"\" \"$1\" && echo LS0tCERT\n",
+    )
+    .expect("stand-in");
+    fs::set_permissions(&extract, fs::Permissions::from_mode(0o755)).expect("executable");
+    let run_id = format!("voisin-test-wait-{}", std::process::id());
+    let _remove = Remove {
+        container: run_id.clone(),
+        image: run_id.clone(),
+    };
+    build_image(&run_id);
+    let mount = |from: &Path, to: &str, mode: &str| format!("{}:{to}:{mode}", from.display());
+    let started = run(Command::new("docker").args([
+        "run",
+        "-d",
+        "--name",
+        &run_id,
+        "-v",
+        &mount(&wrapper, "/usr/local/lib/voisin/wait-for-certificate", "ro"),
+        "-v",
+        &mount(&extract, "/usr/local/bin/acme_extract.py", "ro"),
+        "-v",
+        &mount(&store, "/var/lib/voisin/acme", "ro"),
+        "-e",
+        "PATH=/usr/local/bin:/bin",
+        &run_id,
+        "sh",
+        "/usr/local/lib/voisin/wait-for-certificate",
+        "sh",
+        "-c",
+        "echo mail-started; readlink /etc/letsencrypt/acme.json; exec sleep 60",
+    ]));
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let logs = || {
+        let out = run(Command::new("docker").args(["logs", &run_id]));
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    };
+    let wait_for = |what: &str| {
+        for _ in 0..100 {
+            if logs().contains(what) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("no `{what}` in the log:\n{}", logs());
+    };
+    wait_for("voisin: mail waits for the certificate of mail.chorale-canal.example.org");
+    // A store without this host's certificate is not enough.
+    fs::write(
+        store.join("acme.json"),
+        r#"{"letsencrypt": {"Certificates": [{"domain": {"main": "cloud.chorale-canal.example.org"}}]}}"#,
+    )
+    .expect("store");
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert!(!logs().contains("mail-started"), "{}", logs());
+    fs::write(
+        store.join("acme.json"),
+        r#"{"letsencrypt": {"Certificates": [{"domain": {"main": "mail.chorale-canal.example.org"}}]}}"#,
+    )
+    .expect("store");
+    wait_for("mail-started");
+    assert!(
+        logs().contains("mail-started\n/var/lib/voisin/acme/acme.json\n"),
+        "{}",
+        logs()
+    );
 }
