@@ -36,6 +36,7 @@ pub fn lint(loaded: &Loaded) -> Vec<Diagnostic> {
             &mut found,
         );
         lint_references(entry, &at, &mut found);
+        lint_upstream(entry, &at, &mut found);
         lint_settings(entry, &at, &mut found);
     }
     // Reading order: file by file, top to bottom.
@@ -272,6 +273,28 @@ fn lint_references(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     for (path, container) in steps {
         if !containers.contains(&container) {
             unknown(path, "container", container, &containers);
+        }
+    }
+}
+
+/// Each upstream contract names a container of the entry, if any.
+fn lint_upstream(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
+    let containers: Vec<&str> = entry.containers.keys().map(String::as_str).collect();
+    for (i, contract) in entry.upstream.iter().enumerate() {
+        if let Some(name) = &contract.container
+            && !containers.contains(&name.as_str())
+        {
+            let hint = did_you_mean(name, containers.iter().copied())
+                .unwrap_or_else(|| format!("the entry has {}", one_of(containers.iter().copied())));
+            found.push(at(
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("no container `{name}` in this entry"),
+                )
+                .with_hint(hint),
+                &format!("upstream[{i}].container"),
+                Target::Value,
+            ));
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod lint;
 pub mod load;
 pub mod setting;
+pub mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
 
