@@ -147,6 +147,18 @@ fn the_exported_bundle_starts_under_docker_compose_and_each_container_reads_its_
     };
     build_image(&image);
 
+    let exported: serde_json::Value = serde_saphyr::from_str(
+        &fs::read_to_string(rendered.join("compose.yaml")).expect("compose.yaml"),
+    )
+    .expect("compose.yaml parses");
+    let aliases = &exported["services"][format!("{slug}-mail-mail")]["networks"]
+        [format!("{slug}-mail")]["aliases"];
+    assert!(
+        aliases
+            .as_array()
+            .is_some_and(|a| a.contains(&format!("mail.{domain}").into())),
+        "the mail server answers to its public name on the mail network: {aliases}"
+    );
     with_test_image(&rendered.join("compose.yaml"), &containers, &image);
 
     let up = run(Command::new("timeout")
@@ -188,6 +200,7 @@ fn the_exported_bundle_starts_under_docker_compose_and_each_container_reads_its_
     }
 
     let checked = check_files(&slug, &rendered, &containers);
+    mail_answers_to_its_public_name(&slug, &domain);
     for wanted in [
         "board:/etc/voisin-board/members.json",
         "board:/run/secrets/smtp_password",
@@ -433,5 +446,44 @@ fn mail_waits_for_its_certificate_then_starts() {
         logs().contains("mail-started\n/var/lib/voisin/acme/acme.json\n"),
         "{}",
         logs()
+    );
+}
+
+/// The board and Nextcloud find the mail server by its public name (the
+/// name its certificate is for) through Docker's DNS on the mail network;
+/// the database, which is not on that network, does not. (This engine also
+/// answers to a container's host name, which the mail server's is, so the
+/// lookup alone cannot tell the bundle's alias from it: the exported file
+/// is checked for the alias before the test rewrites it.)
+fn mail_answers_to_its_public_name(slug: &str, domain: &str) {
+    let mail = format!("{slug}-mail-mail");
+    let host = format!("mail.{domain}");
+    let address = run(Command::new("docker").args([
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{slug}-mail\").IPAddress}}}}"),
+        &mail,
+    ]));
+    let address = text(&address.stdout).trim().to_string();
+    assert!(
+        !address.is_empty(),
+        "the mail server has an address on {slug}-mail"
+    );
+    for client in ["board-board", "cloud-app", "cloud-cron"] {
+        let name = format!("{slug}-{client}");
+        let lookup = run(Command::new("docker").args(["exec", &name, "nslookup", &host]));
+        let answer = text(&lookup.stdout);
+        assert!(
+            answer.contains(&format!("Address: {address}")),
+            "{name} looks up {host}: {answer}{}",
+            text(&lookup.stderr)
+        );
+    }
+    let db = format!("{slug}-cloud-db");
+    let lookup = run(Command::new("docker").args(["exec", &db, "nslookup", &host]));
+    assert!(
+        !text(&lookup.stdout).contains(&address),
+        "{db} is not on the mail network: {}",
+        text(&lookup.stdout)
     );
 }
