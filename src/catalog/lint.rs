@@ -91,32 +91,7 @@ fn lint_containers(
                 Target::Value,
             ));
         }
-        for (secret, owner) in &container.secret_owners {
-            if !container.secrets.contains(secret) {
-                found.push(at(
-                    Diagnostic::error(
-                        "unknown-reference",
-                        format!("no secret `{secret}` in this container's `secrets`"),
-                    )
-                    .with_hint(format!("add `{secret}` to `secrets`, or remove its owner")),
-                    &format!("{base}.secret_owners.{secret}"),
-                    Target::Key,
-                ));
-            }
-            if crate::render::owner(owner).is_none() {
-                found.push(at(
-                    Diagnostic::error(
-                        "bad-owner",
-                        format!("the owner `{owner}` of the secret `{secret}` is not `uid:gid`"),
-                    )
-                    .with_hint(
-                        "give numbers, like `33:33`: the image's user names are not known here",
-                    ),
-                    &format!("{base}.secret_owners.{secret}"),
-                    Target::Value,
-                ));
-            }
-        }
+        lint_secret_owners(&base, container, at, found);
         for (var, value) in &container.env {
             let upper = var.to_uppercase();
             let secret_like = SECRET_WORDS.iter().any(|w| upper.contains(w));
@@ -136,6 +111,26 @@ fn lint_containers(
             }
         }
         for (i, file) in container.files.iter().enumerate() {
+            // Absolute, in a folder of its own: `render --compose` mounts
+            // each folder of files as a volume, which `/` cannot be.
+            let folder = file.path.rsplit_once('/').map_or("", |(f, _)| f);
+            if !file.path.starts_with('/')
+                || folder.is_empty()
+                || file.path.split('/').any(|part| part == "..")
+            {
+                found.push(at(
+                    Diagnostic::error(
+                        "file-path",
+                        format!(
+                            "the file path `{}` is not an absolute path inside a folder",
+                            file.path
+                        ),
+                    )
+                    .with_hint("give a path like `/etc/NAME/FILE`, without `..`"),
+                    &format!("{base}.files[{i}].path"),
+                    Target::Value,
+                ));
+            }
             let wanted = format!("{name}/{}", file.template);
             if !templates.contains(&wanted) {
                 found.push(at(
@@ -148,6 +143,39 @@ fn lint_containers(
                     Target::Value,
                 ));
             }
+        }
+    }
+}
+
+/// Each secret given an owner is one of the container's, owned by numbers.
+fn lint_secret_owners(
+    base: &str,
+    container: &super::Container,
+    at: &At<'_>,
+    found: &mut Vec<Diagnostic>,
+) {
+    for (secret, owner) in &container.secret_owners {
+        if !container.secrets.contains(secret) {
+            found.push(at(
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("no secret `{secret}` in this container's `secrets`"),
+                )
+                .with_hint(format!("add `{secret}` to `secrets`, or remove its owner")),
+                &format!("{base}.secret_owners.{secret}"),
+                Target::Key,
+            ));
+        }
+        if crate::render::owner(owner).is_none() {
+            found.push(at(
+                Diagnostic::error(
+                    "bad-owner",
+                    format!("the owner `{owner}` of the secret `{secret}` is not `uid:gid`"),
+                )
+                .with_hint("give numbers, like `33:33`: the image's user names are not known here"),
+                &format!("{base}.secret_owners.{secret}"),
+                Target::Value,
+            ));
         }
     }
 }

@@ -122,6 +122,7 @@ fn lint_rejects_unpinned_and_series_tags_literal_secrets_bad_templates_and_dangl
             "bad-default 16:14 settings.size.default",
             "unpinned-image 20:12 containers.app.image",
             "literal-secret 22:20 containers.app.env.DB_PASSWORD",
+            "file-path 26:15 containers.app.files[0].path",
             "missing-template 27:19 containers.app.files[1].template",
             "bad-template 29:19 containers.app.files[2].template",
             "unknown-reference 31:18 containers.app.depends_on[0]",
