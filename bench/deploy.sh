@@ -13,11 +13,11 @@ cargo build --release --locked -q
 voisin=$PWD/target/release/voisin
 
 # The test image, as the tests build it.
-if ! docker image inspect voisin-test-busybox:1 >/dev/null 2>&1; then
+if ! docker image inspect voisin-test-busybox:1.0.0 >/dev/null 2>&1; then
   ctx=$(mktemp -d)
   cp /bin/busybox "$ctx/busybox"
   printf 'FROM scratch\nCOPY busybox /bin/busybox\nLABEL voisin.test=busybox\n' > "$ctx/Dockerfile"
-  docker build -q -t voisin-test-busybox:1 "$ctx" >/dev/null
+  docker build -q -t voisin-test-busybox:1.0.0 "$ctx" >/dev/null
   rm -rf "$ctx"
 fi
 

@@ -378,6 +378,12 @@ pub enum CatalogCommand {
     Show {
         /// The entry's name, as a service's `use:` names it.
         name: String,
+
+        /// Show instead what the entry relies on in its upstream images
+        /// (environment variables, paths and formats, capabilities, health
+        /// commands), each with the upstream source that says so.
+        #[arg(long)]
+        upstream: bool,
     },
 }
 

@@ -36,6 +36,7 @@ pub fn lint(loaded: &Loaded) -> Vec<Diagnostic> {
             &mut found,
         );
         lint_references(entry, &at, &mut found);
+        lint_upstream(entry, &at, &mut found);
         lint_settings(entry, &at, &mut found);
     }
     // Reading order: file by file, top to bottom.
@@ -62,19 +63,35 @@ fn lint_containers(
 ) {
     for (cname, container) in &entry.containers {
         let base = format!("containers.{cname}");
-        if let Some(problem) = unpinned(&container.image) {
+        if !(2..=3).contains(&container.release_parts) {
+            found.push(at(
+                Diagnostic::error(
+                    "release-parts",
+                    format!(
+                        "`release_parts` is {}, but release numbers have 2 or 3 parts",
+                        container.release_parts
+                    ),
+                )
+                .with_hint(
+                    "leave it out for MAJOR.MINOR.PATCH, or give 2 for MAJOR.MINOR releases",
+                ),
+                &format!("{base}.release_parts"),
+                Target::Value,
+            ));
+        } else if let Some(problem) = unpinned(&container.image, container.release_parts) {
             found.push(at(
                 Diagnostic::error(
                     "unpinned-image",
                     format!("the image `{}` {problem}", container.image),
                 )
                 .with_hint(
-                    "pin a release tag, like `traefik:v3.7.1`, so every deploy runs the same code",
+                    "pin a release tag, like `traefik:v3.7.9`, so every deploy runs the same code",
                 ),
                 &format!("{base}.image"),
                 Target::Value,
             ));
         }
+        lint_secret_owners(&base, container, at, found);
         for (var, value) in &container.env {
             let upper = var.to_uppercase();
             let secret_like = SECRET_WORDS.iter().any(|w| upper.contains(w));
@@ -94,6 +111,26 @@ fn lint_containers(
             }
         }
         for (i, file) in container.files.iter().enumerate() {
+            // Absolute, in a folder of its own: `render --compose` mounts
+            // each folder of files as a volume, which `/` cannot be.
+            let folder = file.path.rsplit_once('/').map_or("", |(f, _)| f);
+            if !file.path.starts_with('/')
+                || folder.is_empty()
+                || file.path.split('/').any(|part| part == "..")
+            {
+                found.push(at(
+                    Diagnostic::error(
+                        "file-path",
+                        format!(
+                            "the file path `{}` is not an absolute path inside a folder",
+                            file.path
+                        ),
+                    )
+                    .with_hint("give a path like `/etc/NAME/FILE`, without `..`"),
+                    &format!("{base}.files[{i}].path"),
+                    Target::Value,
+                ));
+            }
             let wanted = format!("{name}/{}", file.template);
             if !templates.contains(&wanted) {
                 found.push(at(
@@ -106,6 +143,39 @@ fn lint_containers(
                     Target::Value,
                 ));
             }
+        }
+    }
+}
+
+/// Each secret given an owner is one of the container's, owned by numbers.
+fn lint_secret_owners(
+    base: &str,
+    container: &super::Container,
+    at: &At<'_>,
+    found: &mut Vec<Diagnostic>,
+) {
+    for (secret, owner) in &container.secret_owners {
+        if !container.secrets.contains(secret) {
+            found.push(at(
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("no secret `{secret}` in this container's `secrets`"),
+                )
+                .with_hint(format!("add `{secret}` to `secrets`, or remove its owner")),
+                &format!("{base}.secret_owners.{secret}"),
+                Target::Key,
+            ));
+        }
+        if crate::render::owner(owner).is_none() {
+            found.push(at(
+                Diagnostic::error(
+                    "bad-owner",
+                    format!("the owner `{owner}` of the secret `{secret}` is not `uid:gid`"),
+                )
+                .with_hint("give numbers, like `33:33`: the image's user names are not known here"),
+                &format!("{base}.secret_owners.{secret}"),
+                Target::Value,
+            ));
         }
     }
 }
@@ -235,6 +305,28 @@ fn lint_references(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Each upstream contract names a container of the entry, if any.
+fn lint_upstream(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
+    let containers: Vec<&str> = entry.containers.keys().map(String::as_str).collect();
+    for (i, contract) in entry.upstream.iter().enumerate() {
+        if let Some(name) = &contract.container
+            && !containers.contains(&name.as_str())
+        {
+            let hint = did_you_mean(name, containers.iter().copied())
+                .unwrap_or_else(|| format!("the entry has {}", one_of(containers.iter().copied())));
+            found.push(at(
+                Diagnostic::error(
+                    "unknown-reference",
+                    format!("no container `{name}` in this entry"),
+                )
+                .with_hint(hint),
+                &format!("upstream[{i}].container"),
+                Target::Value,
+            ));
+        }
+    }
+}
+
 fn lint_settings(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     for (sname, setting) in &entry.settings {
         let base = format!("settings.{sname}");
@@ -307,18 +399,44 @@ fn lint_settings(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Says why an image reference is not pinned, if it is not.
-fn unpinned(image: &str) -> Option<&'static str> {
+/// Says why an image reference is not pinned to one release, if it is not.
+///
+/// The rule, for a reference without a digest: the tag must begin with a
+/// release number (an optional `v`, then numeric parts joined by dots),
+/// ended by the end of the tag or a `-` and a variant (`34.0.3-apache`),
+/// with at least `release_parts` parts (3 unless the project numbers its
+/// releases `MAJOR.MINOR`, like `postgres`). Projects move shorter tags
+/// (`v3.7`, `15`) and words (`latest`, `edge`, `apache`) to each new
+/// release. A digest (`@sha256:…`) pins whatever the tag says.
+pub fn unpinned(image: &str, release_parts: u8) -> Option<String> {
     if image.contains("@sha256:") {
         return None;
     }
     let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        None => Some("has no tag, so it means `latest`"),
-        Some((_, "latest")) => Some("is tagged `latest`, which moves"),
-        Some((_, "")) => Some("has an empty tag"),
-        Some(_) => None,
+    let tag = match last.split_once(':') {
+        None => return Some("has no tag, so it means `latest`".into()),
+        Some((_, "latest")) => return Some("is tagged `latest`, which moves".into()),
+        Some((_, "")) => return Some("has an empty tag".into()),
+        Some((_, tag)) => tag,
+    };
+    let number = tag.strip_prefix('v').unwrap_or(tag);
+    let (number, _variant) = number.split_once('-').unwrap_or((number, ""));
+    let parts: Vec<&str> = number.split('.').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Some(format!(
+            "is tagged `{tag}`, which is not a release number and may move"
+        ));
     }
+    if parts.len() < usize::from(release_parts) {
+        return Some(format!(
+            "is tagged `{tag}`, a series that moves to each new release (a release has {release_parts} numbers, like `{}`)",
+            if release_parts == 2 { "18.1" } else { "3.7.9" }
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -327,10 +445,63 @@ mod tests {
 
     #[test]
     fn images_must_name_a_tag_other_than_latest() {
-        assert!(unpinned("traefik").is_some());
-        assert!(unpinned("traefik:latest").is_some());
-        assert!(unpinned("registry:5000/traefik").is_some());
-        assert!(unpinned("registry:5000/traefik:v3.7.1").is_none());
-        assert!(unpinned("postgres@sha256:abcd").is_none());
+        assert!(unpinned("traefik", 3).is_some());
+        assert!(unpinned("traefik:latest", 3).is_some());
+        assert!(unpinned("registry:5000/traefik", 3).is_some());
+        assert!(unpinned("registry:5000/traefik:v3.7.1", 3).is_none());
+        assert!(unpinned("postgres@sha256:abcd", 3).is_none());
+    }
+
+    #[test]
+    fn minor_and_major_only_tags_are_refused() {
+        for image in [
+            "traefik:v3.7",
+            "traefik:v3",
+            "redis:8.2-alpine",
+            "nextcloud:34-apache",
+            "ghcr.io/docker-mailserver/docker-mailserver:15.1",
+            "postgres:18",
+        ] {
+            let problem = unpinned(image, 3).unwrap_or_else(|| panic!("{image} passes"));
+            assert!(
+                problem.contains("a series that moves"),
+                "{image}: {problem}"
+            );
+        }
+        assert!(unpinned("postgres:18", 2).is_some());
+    }
+
+    #[test]
+    fn release_tags_with_every_number_pass() {
+        for image in [
+            "traefik:v3.7.9",
+            "redis:8.2.10-alpine",
+            "nextcloud:34.0.3-apache",
+            "ghcr.io/docker-mailserver/docker-mailserver:15.1.0",
+            "voisin-board:0.1.0",
+        ] {
+            assert_eq!(unpinned(image, 3), None, "{image}");
+        }
+        assert_eq!(unpinned("postgres:18.1", 2), None);
+        assert!(
+            unpinned("postgres:18.1", 3).is_some(),
+            "two numbers only pass where the entry says the project has two"
+        );
+    }
+
+    #[test]
+    fn words_are_not_release_tags() {
+        for image in [
+            "ghcr.io/docker-mailserver/docker-mailserver:edge",
+            "nextcloud:apache",
+            "traefik:v3.x",
+            "busybox:1..2",
+        ] {
+            let problem = unpinned(image, 3).unwrap_or_else(|| panic!("{image} passes"));
+            assert!(
+                problem.contains("not a release number"),
+                "{image}: {problem}"
+            );
+        }
     }
 }

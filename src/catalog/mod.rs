@@ -6,6 +6,7 @@
 pub mod lint;
 pub mod load;
 pub mod setting;
+pub mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,6 +83,27 @@ pub struct Entry {
     /// How to restore it from a backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSteps>,
+
+    /// What the entry relies on in the upstream images (an environment
+    /// variable, a path and its format, a capability, a health command) and
+    /// where upstream says so, so that a reviewer can check each in minutes.
+    /// `catalog show NAME --upstream` and `docs/catalog.md` print it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<Contract>,
+}
+
+/// One thing an entry relies on in an upstream image, and its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    /// The container it concerns; absent when it concerns the whole entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// What is relied on, in a sentence.
+    pub what: String,
+    /// Where upstream says so: a repository path at the pinned tag
+    /// (`owner/repo@TAG:path`) or a documentation page.
+    pub source: String,
 }
 
 fn yes() -> bool {
@@ -92,7 +114,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Container {
-    /// The image, pinned by tag (and digest where known): never `latest`.
+    /// The image, pinned by a release tag (and digest where known): never
+    /// `latest` nor a tag that moves to each new release, like `v3.7`.
     pub image: String,
 
     /// How the image is made when the engine lacks it: `voisin` builds it
@@ -100,6 +123,12 @@ pub struct Container {
     /// needed); without it, the image is pulled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+
+    /// How many numeric parts the project's release numbers have: 3 for
+    /// most (`v3.7.9`), 2 for `postgres` (`18.1`). The lint refuses a tag
+    /// with fewer, which names a series rather than a release.
+    #[serde(default = "default_release_parts")]
+    pub release_parts: u8,
 
     /// Replaces the image's command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -124,9 +153,16 @@ pub struct Container {
 
     /// Secrets the container reads, by name: each is generated once, kept
     /// in `.voisin/secrets.yaml` as `SERVICE.NAME`, and placed in
-    /// `/run/secrets/NAME` (mode 0400).
+    /// `/run/secrets/NAME` (mode 0400, owned by the container's `user`, or
+    /// root).
     #[serde(default)]
     pub secrets: Vec<String>,
+
+    /// Owners (`uid:gid`) of secret files read by another user than the
+    /// container's own, by secret name: the Nextcloud image starts as root
+    /// but PHP reads its SMTP password as uid 33.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_owners: BTreeMap<String, String>,
 
     /// Configuration files rendered from templates into the container.
     #[serde(default)]
@@ -188,6 +224,10 @@ pub enum Build {
     Voisin,
 }
 
+fn default_release_parts() -> u8 {
+    3
+}
+
 /// A volume of another role's service, mounted read-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +249,10 @@ pub struct Route {
     /// Redirect `/.well-known/caldav` and `carddav` to this path (Nextcloud).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dav_redirect: Option<String>,
+    /// Whether the application frames its own pages (`X-Frame-Options:
+    /// SAMEORIGIN` instead of `DENY`): Nextcloud's viewers need it.
+    #[serde(default)]
+    pub same_origin_frames: bool,
 }
 
 /// A health check run inside the container.
@@ -255,7 +299,7 @@ pub struct Limits {
 }
 
 /// Privileges beyond the hardened default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Security {
     /// Capabilities the image needs (all others are dropped).
@@ -264,6 +308,21 @@ pub struct Security {
     /// Whether the root file system can be read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// Whether processes are kept from gaining privileges (set-uid and
+    /// set-gid programs, file capabilities). On unless the image needs a
+    /// set-gid program, which the entry must then say in a comment.
+    #[serde(default = "yes")]
+    pub no_new_privileges: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            cap_add: Vec::new(),
+            read_only: false,
+            no_new_privileges: true,
+        }
+    }
 }
 
 /// A command run in one of the entry's containers.

@@ -75,7 +75,7 @@ pub fn run(global: &GlobalArgs, command: &CatalogCommand) -> anyhow::Result<Outc
                 }
             }
         }
-        CatalogCommand::Show { name } => {
+        CatalogCommand::Show { name, upstream } => {
             let Some(entry) = catalog.get(name) else {
                 let hint = did_you_mean(name, catalog.entries.keys().map(String::as_str))
                     .unwrap_or_else(|| "`voisin catalog list` shows every entry".to_string());
@@ -85,11 +85,30 @@ pub fn run(global: &GlobalArgs, command: &CatalogCommand) -> anyhow::Result<Outc
                 )
                 .into());
             };
-            if global.format == Format::Json {
-                serde_json::to_writer_pretty(&mut out, entry).context("writing the entry")?;
-                writeln!(out)?;
-            } else {
-                show(&mut out, entry)?;
+            match (global.format, *upstream) {
+                (Format::Json, false) => {
+                    serde_json::to_writer_pretty(&mut out, entry).context("writing the entry")?;
+                    writeln!(out)?;
+                }
+                (Format::Json, true) => {
+                    let images: std::collections::BTreeMap<&str, &str> = entry
+                        .containers
+                        .iter()
+                        .map(|(n, c)| (n.as_str(), c.image.as_str()))
+                        .collect();
+                    let json = serde_json::json!({
+                        "name": entry.name,
+                        "version": entry.version,
+                        "images": images,
+                        "upstream": entry.upstream,
+                    });
+                    serde_json::to_writer_pretty(&mut out, &json).context("writing the entry")?;
+                    writeln!(out)?;
+                }
+                (Format::Text, true) => {
+                    write!(out, "{}", crate::catalog::upstream::text(entry))?;
+                }
+                (Format::Text, false) => show(&mut out, entry)?,
             }
         }
     }
@@ -126,6 +145,15 @@ fn show(out: &mut impl std::io::Write, entry: &Entry) -> std::io::Result<()> {
         for (name, container) in &entry.containers {
             writeln!(out, "  {name}: {}", container.image)?;
         }
+    }
+    if !entry.upstream.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "upstream: {} contracts with their sources (`voisin catalog show {} --upstream`)",
+            entry.upstream.len(),
+            entry.name
+        )?;
     }
     Ok(())
 }

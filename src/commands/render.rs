@@ -59,6 +59,10 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
             out.join("compose.yaml"),
             (format!("{header}{text}").into_bytes(), false),
         );
+        wanted.insert(
+            out.join(compose::INSTALL_SCRIPT),
+            (compose::install_script(&state).into_bytes(), false),
+        );
     }
     let removed = remove_unwanted(&out, &wanted)?;
     let mut changed = 0;

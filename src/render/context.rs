@@ -220,7 +220,9 @@ impl<'a> Inputs<'a> {
             &match mail {
                 Some(mail) => serde_json::json!({
                     "host": mail.host,
-                    "smtp_host": "mail",
+                    // The public name, which the certificate is for; the
+                    // mail server answers to it on its network.
+                    "smtp_host": mail.host.clone().unwrap_or_else(|| "mail".into()),
                     "sender": format!("{}@{}", service.role, a.domain),
                 }),
                 None => serde_json::json!({ "host": "", "smtp_host": "", "sender": "" }),

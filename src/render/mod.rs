@@ -309,6 +309,7 @@ fn routes(slug: &str, active: &[Active<'_>]) -> Vec<Route> {
                     host: host.clone(),
                     url: format!("http://{slug}-{}-{name}:{}", service.role, route.port),
                     dav_redirect: route.dav_redirect.clone(),
+                    same_origin_frames: route.same_origin_frames,
                 });
             }
         }
@@ -438,7 +439,12 @@ impl ServiceRenderer<'_, '_> {
                 &format!("{}.{secret}", self.service.role),
                 generate::password,
             );
-            let (uid, gid) = spec.user.as_deref().and_then(owner).unwrap_or((0, 0));
+            let (uid, gid) = spec
+                .secret_owners
+                .get(secret)
+                .or(spec.user.as_ref())
+                .and_then(|o| owner(o))
+                .unwrap_or((0, 0));
             files.push(FileSpec {
                 path: format!("/run/secrets/{secret}"),
                 mode: "0400".into(),
@@ -468,9 +474,18 @@ impl ServiceRenderer<'_, '_> {
             }
         }
 
+        let hostname = match &spec.hostname {
+            Some(h) => Some(self.text(&at("hostname"), h, context)?),
+            None => None,
+        };
+        // A container named for a public host (the mail server) answers to
+        // that name on its network too, so that clients inside the bundle
+        // connect to the name its certificate is for.
         let mut networks = vec![Attachment {
             network: format!("{}-{}", self.slug, self.service.role),
-            aliases: vec![name.to_string()],
+            aliases: std::iter::once(name.to_string())
+                .chain(hostname.clone())
+                .collect(),
         }];
         let behind_proxy = self.service.loopback_port.is_none();
         if behind_proxy && (spec.route.is_some() || self.service.role == "proxy") {
@@ -521,10 +536,6 @@ impl ServiceRenderer<'_, '_> {
         let memory = self.text(&at("limits.memory"), &spec.limits.memory, context)?;
         let memory_bytes = units::parse_size(&memory)
             .map_err(|e| self.invalid(&at("limits.memory"), &memory, e.message))?;
-        let hostname = match &spec.hostname {
-            Some(h) => Some(self.text(&at("hostname"), h, context)?),
-            None => None,
-        };
         let mut cap_add = spec.security.cap_add.clone();
         cap_add.sort();
         Ok(ContainerSpec {
@@ -549,7 +560,11 @@ impl ServiceRenderer<'_, '_> {
             pids_limit: spec.limits.pids,
             cap_add,
             cap_drop: vec!["ALL".into()],
-            security_opt: vec!["no-new-privileges:true".into()],
+            security_opt: if spec.security.no_new_privileges {
+                vec!["no-new-privileges:true".into()]
+            } else {
+                Vec::new()
+            },
             read_only: spec.security.read_only,
             restart: "unless-stopped".into(),
             log_max_size: "10m".into(),
@@ -643,7 +658,8 @@ impl ServiceRenderer<'_, '_> {
     }
 }
 
-fn owner(text: &str) -> Option<(u32, u32)> {
+/// Reads an owner given as `uid:gid` (or one number for both).
+pub fn owner(text: &str) -> Option<(u32, u32)> {
     let (u, g) = text.split_once(':').unwrap_or((text, text));
     Some((u.parse().ok()?, g.parse().ok()?))
 }
@@ -706,7 +722,7 @@ mod tests {
     }
 
     #[test]
-    fn services_that_send_mail_reach_the_mail_server_by_name() {
+    fn services_that_send_mail_reach_the_mail_server_by_its_public_name() {
         let state = rendered("full-association.yaml");
         let app = state
             .containers
@@ -718,7 +734,7 @@ mod tests {
                 .iter()
                 .any(|n| n.network == "amis-quartier-mail")
         );
-        assert_eq!(app.env["SMTP_HOST"], "mail");
+        assert_eq!(app.env["SMTP_HOST"], "mail.amis-quartier.org");
         assert_eq!(app.env["SMTP_NAME"], "cloud@amis-quartier.org");
         let mail = state
             .containers
@@ -730,7 +746,7 @@ mod tests {
             .iter()
             .find(|n| n.network == "amis-quartier-mail")
             .expect("its own network");
-        assert_eq!(on_mail_net.aliases, ["mail"]);
+        assert_eq!(on_mail_net.aliases, ["mail", "mail.amis-quartier.org"]);
         let db = state
             .containers
             .iter()

@@ -110,7 +110,8 @@ pub struct ContainerSpec {
     pub cap_add: Vec<String>,
     /// Always `ALL`: every capability not named in `cap_add` is dropped.
     pub cap_drop: Vec<String>,
-    /// `no-new-privileges`, always.
+    /// `no-new-privileges`, unless the entry says the image needs a
+    /// set-uid or set-gid program.
     pub security_opt: Vec<String>,
     /// Whether the root file system is read-only.
     pub read_only: bool,
@@ -243,6 +244,8 @@ pub struct Route {
     /// CalDAV/CardDAV discovery redirect target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dav_redirect: Option<String>,
+    /// `X-Frame-Options: SAMEORIGIN` instead of `DENY`.
+    pub same_origin_frames: bool,
 }
 
 /// A command to run in a container.

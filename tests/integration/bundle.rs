@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::deploy::labelled;
 use super::support::{Run, Voisin, root};
 
-/// Builds `voisin-test-busybox:1` from Debian's static busybox, once.
+/// Builds `voisin-test-busybox:1.0.0` from Debian's static busybox, once.
 fn busybox_image() {
     static BUILT: Mutex<bool> = Mutex::new(false);
     let mut built = BUILT
@@ -22,7 +22,7 @@ fn busybox_image() {
         return;
     }
     let have = Command::new("docker")
-        .args(["image", "inspect", "voisin-test-busybox:1"])
+        .args(["image", "inspect", "voisin-test-busybox:1.0.0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -41,7 +41,7 @@ fn busybox_image() {
         )
         .expect("writes the Dockerfile");
         let out = Command::new("docker")
-            .args(["build", "-q", "-t", "voisin-test-busybox:1"])
+            .args(["build", "-q", "-t", "voisin-test-busybox:1.0.0"])
             .arg(dir.path())
             .output()
             .expect("docker build runs");
@@ -548,13 +548,13 @@ fn a_port_taken_on_the_machine_is_named_and_nothing_is_left_half_created() {
 #[test]
 fn an_image_no_registry_has_is_named_with_how_to_load_it() {
     let b = Bundle::with("bundle-g", Some(18780), |e| {
-        e.replace("voisin-test-busybox:1", "voisin-test-absent:1")
+        e.replace("voisin-test-busybox:1.0.0", "voisin-test-absent:1.0.0")
     });
     let run = b.voisin(&["deploy"]);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr
-            .contains("error: cannot pull the image `voisin-test-absent:1`"),
+            .contains("error: cannot pull the image `voisin-test-absent:1.0.0`"),
         "{}",
         run.stderr
     );

@@ -4,6 +4,7 @@
 mod bundle;
 mod catalog;
 mod check;
+mod compose;
 mod deploy;
 mod dns;
 mod examples;

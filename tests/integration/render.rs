@@ -257,11 +257,15 @@ fn every_container_is_hardened() {
     assert_eq!(containers.len(), 7);
     for c in containers {
         let name = c["name"].as_str().expect("name");
-        assert_eq!(
-            c["security_opt"],
-            serde_json::json!(["no-new-privileges:true"]),
-            "{name}"
-        );
+        // The mail server alone may gain privileges: Postfix's `postdrop`
+        // is set-gid (catalog/docker-mailserver.yaml says where upstream
+        // says so).
+        let expected = if c["container"] == "mail" {
+            serde_json::json!([])
+        } else {
+            serde_json::json!(["no-new-privileges:true"])
+        };
+        assert_eq!(c["security_opt"], expected, "{name}");
         assert_eq!(c["cap_drop"], serde_json::json!(["ALL"]), "{name}");
         assert!(c["memory_bytes"].as_u64().is_some_and(|m| m > 0), "{name}");
         assert!(c["pids_limit"].as_u64().is_some_and(|p| p > 0), "{name}");
@@ -612,5 +616,352 @@ fn keygen_makes_a_private_identity_that_reads_back_the_encrypted_copy() {
         fs::read_to_string(&key_file).expect("readable"),
         text,
         "overwritten"
+    );
+}
+
+/// The desired state `render` writes for a workspace.
+fn desired_state(ws: &Workspace) -> serde_json::Value {
+    let run = ws.voisin(["render"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_slice(&fs::read(ws.rendered().join("desired-state.json")).expect("state"))
+        .expect("JSON")
+}
+
+/// One container of a desired state, by its name in the catalog entry.
+fn container<'a>(state: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    state["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["container"] == name)
+        .unwrap_or_else(|| panic!("no container `{name}`"))
+}
+
+fn file<'a>(container: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    container["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("no file `{path}` in {}", container["name"]))
+}
+
+#[test]
+fn mail_mounts_the_acme_store_beside_the_folder_its_start_up_writes() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    let mail = container(&state, "mail");
+    for mount in mail["mounts"].as_array().expect("mounts") {
+        let path = mount["path"].as_str().expect("path");
+        assert!(
+            !(mount["read_only"] == true && path.starts_with("/etc/letsencrypt")),
+            "start-up writes /etc/letsencrypt/live/HOST/: nothing read-only over it ({path})"
+        );
+    }
+    assert!(
+        mail["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .any(|m| m["volume"] == "amis-quartier-proxy-acme"
+                && m["path"] == "/var/lib/voisin/acme"
+                && m["read_only"] == true),
+        "{}",
+        mail["mounts"]
+    );
+}
+
+#[test]
+fn health_checks_are_those_of_the_pinned_image_tags() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    let health = |name: &str| container(&state, name)["health"]["test"].clone();
+    assert_eq!(
+        health("mail"),
+        serde_json::json!([
+            "sh",
+            "-c",
+            "ss --listening --ipv4 --tcp | grep --silent ':smtp' || exit 1"
+        ]),
+        "docker-mailserver 15.1.0 has no dms-healthcheck"
+    );
+    assert_eq!(
+        health("db"),
+        serde_json::json!([
+            "pg_isready",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "nextcloud",
+            "-d",
+            "nextcloud"
+        ]),
+        "over TCP: the init-time server listens on the socket only"
+    );
+    assert_eq!(health("redis"), serde_json::json!(["redis-cli", "ping"]));
+    assert_eq!(
+        health("traefik"),
+        serde_json::json!(["traefik", "healthcheck", "--ping"])
+    );
+    assert_eq!(
+        health("app"),
+        serde_json::json!([
+            "curl",
+            "-fsS",
+            "-o",
+            "/dev/null",
+            "http://localhost/status.php"
+        ])
+    );
+    let images: Vec<&str> = state["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["image"].as_str().expect("image"))
+        .collect();
+    assert_eq!(
+        images,
+        [
+            "voisin-board:0.1.0",
+            "postgres:18.1",
+            "redis:8.2.10-alpine",
+            "nextcloud:34.0.3-apache",
+            "nextcloud:34.0.3-apache",
+            "ghcr.io/docker-mailserver/docker-mailserver:15.1.0",
+            "traefik:v3.7.9",
+        ]
+    );
+}
+
+#[test]
+fn mail_trusts_no_docker_network_and_runs_one_filter_of_each_kind() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let state = desired_state(&ws);
+    let env = &container(&state, "mail")["env"];
+    assert_eq!(env["PERMIT_DOCKER"], "none");
+    assert!(
+        env.get("ONE_DIR").is_none(),
+        "15.1.0 no longer reads ONE_DIR"
+    );
+    assert_eq!(env["ENABLE_RSPAMD"], "1");
+    for beside_rspamd in [
+        "ENABLE_AMAVIS",
+        "ENABLE_OPENDKIM",
+        "ENABLE_OPENDMARC",
+        "ENABLE_POLICYD_SPF",
+    ] {
+        assert_eq!(env[beside_rspamd], "0", "{beside_rspamd}");
+    }
+
+    // Without Rspamd, the separate milters sign and check, and Amavis
+    // carries ClamAV.
+    let manifest = fs::read_to_string(ws.path().join("voisin.yaml")).expect("manifest");
+    fs::write(
+        ws.path().join("voisin.yaml"),
+        manifest.replace(
+            "      max_message_size: 30 MB\n",
+            "      max_message_size: 30 MB\n      spam_filter: false\n      antivirus: true\n",
+        ),
+    )
+    .expect("edit");
+    let state = desired_state(&ws);
+    let env = &container(&state, "mail")["env"];
+    assert_eq!(env["ENABLE_RSPAMD"], "0");
+    for without_rspamd in [
+        "ENABLE_AMAVIS",
+        "ENABLE_CLAMAV",
+        "ENABLE_OPENDKIM",
+        "ENABLE_OPENDMARC",
+        "ENABLE_POLICYD_SPF",
+    ] {
+        assert_eq!(env[without_rspamd], "1", "{without_rspamd}");
+    }
+    assert_eq!(env["PERMIT_DOCKER"], "none");
+}
+
+#[test]
+fn clients_connect_to_the_mail_servers_public_name_which_it_answers_to() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    let mail = container(&state, "mail");
+    let aliases = &mail["networks"]
+        .as_array()
+        .expect("networks")
+        .iter()
+        .find(|n| n["network"] == "amis-quartier-mail")
+        .expect("the mail network")["aliases"];
+    assert!(
+        aliases
+            .as_array()
+            .expect("aliases")
+            .contains(&"mail.amis-quartier.org".into()),
+        "{aliases}"
+    );
+    let board = container(&state, "board");
+    assert_eq!(
+        board["env"]["VOISIN_BOARD_SMTP_HOST"],
+        "mail.amis-quartier.org"
+    );
+    assert_eq!(board["env"]["VOISIN_BOARD_SMTP_TLS"], "starttls");
+    for cloud in ["app", "cron"] {
+        let env = &container(&state, cloud)["env"];
+        assert_eq!(env["SMTP_HOST"], "mail.amis-quartier.org", "{cloud}");
+        assert_eq!(env["SMTP_PORT"], "587", "{cloud}");
+    }
+    for client in ["board", "app", "cron"] {
+        assert!(
+            container(&state, client)["networks"]
+                .as_array()
+                .expect("networks")
+                .iter()
+                .any(|n| n["network"] == "amis-quartier-mail"),
+            "{client} reaches the mail network"
+        );
+    }
+}
+
+#[test]
+fn nextclouds_php_can_read_the_smtp_password_and_only_that_secret() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    for cloud in ["app", "cron"] {
+        let secret = file(container(&state, cloud), "/run/secrets/smtp_password");
+        assert_eq!(
+            (secret["uid"].as_u64(), secret["gid"].as_u64()),
+            (Some(33), Some(33))
+        );
+        assert_eq!(secret["mode"], "0400");
+    }
+    let app = container(&state, "app");
+    for root_only in ["/run/secrets/db_password", "/run/secrets/admin_password"] {
+        assert_eq!(
+            file(app, root_only)["uid"],
+            0,
+            "{root_only}: read by the entrypoint as root"
+        );
+    }
+    let board = file(container(&state, "board"), "/etc/voisin-board/members.json");
+    assert_eq!(
+        (board["uid"].as_u64(), board["mode"].as_str()),
+        (Some(1000), Some("0400"))
+    );
+}
+
+#[test]
+fn background_jobs_have_the_apps_mail_redis_and_overwrite_settings() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    let app = &container(&state, "app")["env"];
+    let cron = &container(&state, "cron")["env"];
+    for key in [
+        "SMTP_HOST",
+        "SMTP_PORT",
+        "SMTP_SECURE",
+        "SMTP_NAME",
+        "SMTP_PASSWORD_FILE",
+        "MAIL_FROM_ADDRESS",
+        "MAIL_DOMAIN",
+        "REDIS_HOST",
+        "OVERWRITEPROTOCOL",
+        "OVERWRITECLIURL",
+        "TRUSTED_PROXIES",
+        "TZ",
+    ] {
+        assert!(app.get(key).is_some(), "{key}");
+        assert_eq!(cron[key], app[key], "{key}");
+    }
+    assert_eq!(
+        container(&state, "cron")["entrypoint"],
+        serde_json::json!(["/cron.sh"])
+    );
+}
+
+#[test]
+fn the_cloud_host_may_frame_its_own_pages_and_the_others_may_not() {
+    let ws = Workspace::of("examples/full-association.yaml");
+    let state = desired_state(&ws);
+    let dynamic = fs::read_to_string(
+        ws.rendered()
+            .join("files/amis-quartier-proxy-traefik/etc/traefik/dynamic.yml"),
+    )
+    .expect("dynamic.yml");
+    let parsed: serde_json::Value = serde_saphyr::from_str(&dynamic).expect("YAML");
+    let routers = &parsed["http"]["routers"];
+    let middlewares = &parsed["http"]["middlewares"];
+    let frames = |router: &str| {
+        let name = routers[router]["middlewares"][0]
+            .as_str()
+            .expect("headers first");
+        let headers = &middlewares[name]["headers"];
+        if headers["frameDeny"] == true {
+            assert!(headers.get("customFrameOptionsValue").is_none());
+            "DENY".to_string()
+        } else {
+            headers["customFrameOptionsValue"]
+                .as_str()
+                .expect("a value")
+                .to_string()
+        }
+    };
+    assert_eq!(frames("cloud"), "SAMEORIGIN");
+    assert_eq!(frames("board"), "DENY");
+    assert_eq!(state["routes"][1]["same_origin_frames"], true);
+}
+
+#[test]
+fn mail_alone_may_gain_privileges_with_upstreams_capability_set() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    let mail = container(&state, "mail");
+    assert_eq!(mail["security_opt"], serde_json::json!([]));
+    assert_eq!(
+        mail["cap_add"],
+        serde_json::json!([
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "KILL",
+            "MKNOD",
+            "NET_BIND_SERVICE",
+            "SETGID",
+            "SETUID",
+            "SYS_CHROOT"
+        ])
+    );
+    let entry = fs::read_to_string(root().join("catalog/docker-mailserver.yaml")).expect("entry");
+    let at = entry.find("no_new_privileges: false").expect("the setting");
+    let comment = &entry[entry[..at].rfind("security:").expect("security")..at];
+    assert!(
+        comment.contains("postdrop") && comment.contains("set-gid"),
+        "the entry says why: {comment}"
+    );
+    assert!(
+        container(&state, "app")["cap_add"]
+            .as_array()
+            .expect("caps")
+            .contains(&"KILL".into()),
+        "Apache signals its www-data children"
+    );
+}
+
+#[test]
+fn mail_waits_for_its_certificate_before_the_images_start_up() {
+    let state = desired_state(&Workspace::of("examples/full-association.yaml"));
+    let mail = container(&state, "mail");
+    assert_eq!(
+        mail["entrypoint"],
+        serde_json::json!([
+            "/usr/bin/dumb-init",
+            "--",
+            "/usr/local/lib/voisin/wait-for-certificate"
+        ])
+    );
+    assert_eq!(
+        mail["command"],
+        serde_json::json!(["supervisord", "-c", "/etc/supervisor/supervisord.conf"])
+    );
+    let wrapper = file(mail, "/usr/local/lib/voisin/wait-for-certificate");
+    assert_eq!(wrapper["mode"], "0755");
+    let text = wrapper["content"]["text"].as_str().expect("text");
+    assert!(text.contains("host=mail.amis-quartier.org\n"), "{text}");
+    assert!(
+        text.contains("store=/var/lib/voisin/acme/acme.json\n"),
+        "{text}"
     );
 }
