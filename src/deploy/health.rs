@@ -12,13 +12,14 @@ use crate::engine::Engine;
 use crate::render::state::ContainerSpec;
 
 /// How long a container may take, from its health settings: the start
-/// period, then every retry's interval and timeout; at least ten seconds.
+/// period, then every retry's interval and timeout; at least thirty seconds,
+/// so that a busy machine does not fail a container that only starts slowly.
 pub fn bound(spec: &ContainerSpec) -> Duration {
     let secs = spec.health.as_ref().map_or(10, |h| {
         h.start_period_seconds
             + u64::from(h.retries.max(1)) * (h.interval_seconds + h.timeout_seconds)
     });
-    Duration::from_secs(secs.max(10))
+    Duration::from_secs(secs.max(30))
 }
 
 /// Waits until `name` (created from `spec`) is healthy, or running when it
