@@ -21,6 +21,17 @@ if ! docker image inspect voisin-test-busybox:1.0.0 >/dev/null 2>&1; then
   rm -rf "$ctx"
 fi
 
+# The exported compose file copies rendered files with a `busybox:1.37.0`
+# one-shot service; no registry answers here, so a stand-in is built from
+# the same static busybox (with its applets installed).
+if ! docker image inspect busybox:1.37.0 >/dev/null 2>&1; then
+  ctx=$(mktemp -d)
+  cp /bin/busybox "$ctx/busybox"
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$ctx/Dockerfile"
+  docker build -q -t busybox:1.37.0 "$ctx" >/dev/null
+  rm -rf "$ctx"
+fi
+
 work=$(mktemp -d)
 cat_dir=$work/catalog
 mkdir -p "$cat_dir/catalog" "$cat_dir/templates"
