@@ -101,6 +101,11 @@ impl Board {
         routes::router(self.shared.clone())
     }
 
+    /// Every path that takes a POST, as the router registers them.
+    pub fn post_paths() -> Vec<&'static str> {
+        routes::post_paths()
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.shared.db

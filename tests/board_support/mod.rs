@@ -260,45 +260,33 @@ impl Client<'_> {
         r
     }
 
+    /// POSTs `fields` as `multipart/form-data`, in the given order, with
+    /// an optional photo last.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        photo: Option<&[u8]>,
+    ) -> Resp {
+        let (content_type, body) = multipart(fields, photo);
+        self.post_raw(path, &content_type, body).await
+    }
+
     /// Publishes an offer through the multipart form; returns the response.
+    /// The token comes first, as the form's hidden field does.
     pub async fn offer_with(
         &mut self,
         fields: &[(&str, &str)],
         photo: Option<&[u8]>,
         with_csrf: bool,
     ) -> Resp {
-        let boundary = "----voisintestboundary";
-        let mut body = Vec::new();
         let csrf = self.csrf().await;
-        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let mut all: Vec<(&str, &str)> = Vec::new();
         if with_csrf {
             all.push(("csrf", &csrf));
         }
-        for (k, v) in all {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        if let Some(photo) = photo {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(photo);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        self.post_raw(
-            "/offers",
-            &format!("multipart/form-data; boundary={boundary}"),
-            body,
-        )
-        .await
+        all.extend_from_slice(fields);
+        self.post_multipart("/offers", &all, photo).await
     }
 
     /// Publishes an item and returns its id.
@@ -336,4 +324,29 @@ pub fn png(len: usize) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.resize(len.max(8), 0);
     v
+}
+
+/// A `multipart/form-data` body of `fields` in order, then `photo`: the
+/// content type and the bytes.
+pub fn multipart(fields: &[(&str, &str)], photo: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "----voisintestboundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some(photo) = photo {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(photo);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

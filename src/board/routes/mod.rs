@@ -12,12 +12,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt as _;
 use rusqlite::OptionalExtension as _;
 use serde::Serialize;
 
@@ -33,36 +36,86 @@ pub(crate) fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.photo_max_size)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
-    Router::new()
-        .route("/", get(offers::front))
-        .route("/healthz", get(healthz))
-        .route("/style.css", get(style))
-        .route("/signin", get(session::page).post(session::password))
-        .route(
-            "/signin/link",
-            get(session::link_page).post(session::send_link),
-        )
-        .route("/signin/link/use", post(session::use_link))
-        .route("/signout", post(session::sign_out))
-        .route("/account", get(session::account))
-        .route("/account/password", post(session::change_password))
-        .route("/offers", get(offers::browse).post(offers::create))
-        .route("/offers/new", get(offers::new_form))
-        .route("/offers/{id}", get(offers::show))
-        .route("/offers/{id}/availability", post(offers::availability))
-        .route("/offers/{id}/hide", post(admin::hide_offer))
-        .route("/offers/{id}/unhide", post(admin::unhide_offer))
-        .route("/offers/{id}/request", post(requests::create))
-        .route("/photos/{id}", get(offers::photo))
-        .route("/requests", get(requests::history))
-        .route("/requests/{id}/{action}", post(requests::act))
-        .route("/admin", get(admin::page))
-        .route("/admin/members/{id}/{action}", post(admin::member_action))
+    table()
+        .router
         .layer(middleware::from_fn_with_state(state.clone(), csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), changes))
         .layer(middleware::from_fn_with_state(state.clone(), failure_pages))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// The paths that take a POST, as the router registers them (tests prove
+/// each one refuses a form without its CSRF token).
+pub(crate) fn post_paths() -> Vec<&'static str> {
+    table().posts
+}
+
+/// The routes, and which of them take a POST: every POST is registered
+/// through [`Routes::post`] or [`Routes::both`], so the list cannot miss one.
+fn table() -> Routes {
+    Routes::default()
+        .get("/", offers::front)
+        .get("/healthz", healthz)
+        .get("/style.css", style)
+        .both("/signin", session::page, session::password)
+        .both("/signin/link", session::link_page, session::send_link)
+        .post("/signin/link/use", session::use_link)
+        .post("/signout", session::sign_out)
+        .get("/account", session::account)
+        .post("/account/password", session::change_password)
+        .both("/offers", offers::browse, offers::create)
+        .get("/offers/new", offers::new_form)
+        .get("/offers/{id}", offers::show)
+        .post("/offers/{id}/availability", offers::availability)
+        .post("/offers/{id}/hide", admin::hide_offer)
+        .post("/offers/{id}/unhide", admin::unhide_offer)
+        .post("/offers/{id}/request", requests::create)
+        .get("/photos/{id}", offers::photo)
+        .get("/requests", requests::history)
+        .post("/requests/{id}/{action}", requests::act)
+        .get("/admin", admin::page)
+        .post("/admin/members/{id}/{action}", admin::member_action)
+}
+
+/// A router being built, with the paths that take a POST.
+#[derive(Default)]
+struct Routes {
+    router: Router<AppState>,
+    posts: Vec<&'static str>,
+}
+
+impl Routes {
+    fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, get(handler));
+        self
+    }
+
+    fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, post(handler));
+        self.posts.push(path);
+        self
+    }
+
+    fn both<G, T, P, U>(mut self, path: &'static str, page: G, form: P) -> Self
+    where
+        G: Handler<T, AppState>,
+        P: Handler<U, AppState>,
+        T: 'static,
+        U: 'static,
+    {
+        self.router = self.router.route(path, get(page).post(form));
+        self.posts.push(path);
+        self
+    }
 }
 
 /// Why a request was refused. Handlers return it; [`failure_pages`] turns
@@ -81,6 +134,8 @@ pub(crate) enum Failure {
     Csrf,
     /// The upload is larger than allowed.
     TooLarge,
+    /// A form without a file is larger than any of the board's forms.
+    FormTooLarge,
     /// Too many attempts; try later.
     RateLimited,
     /// Something broke on our side; logged, never shown in detail.
@@ -100,6 +155,7 @@ impl IntoResponse for Failure {
             Self::Invalid(key) => (StatusCode::UNPROCESSABLE_ENTITY, key),
             Self::Csrf => (StatusCode::FORBIDDEN, "error_csrf"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_too_large"),
+            Self::FormTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_form_too_large"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "error_rate_limited"),
             Self::Internal(err) => {
                 eprintln!("board: {err:#}");
@@ -162,47 +218,40 @@ async fn changes(State(state): State<AppState>, req: Request, next: Next) -> Res
 #[derive(Debug, Clone)]
 pub(crate) struct CsrfToken(pub String);
 
-/// Multipart forms are checked by their handler, which reads the body.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CsrfPending;
+/// Largest urlencoded form: the board's forms hold a few short fields and
+/// a message of at most 1,000 characters.
+const FORM_LIMIT: usize = 64 * 1024;
 
-/// Double-submit CSRF protection for every form: a random token lives in
-/// an `HttpOnly` cookie and in a hidden field of every form; a POST whose
-/// field does not match the cookie is refused. Together with `SameSite`
-/// cookies this stops other sites from posting on a member's behalf.
+/// How much of a multipart body is read before its first field must be
+/// whole: the token is the first field of every multipart form.
+const MULTIPART_HEAD: usize = 4 * 1024;
+
+/// Double-submit CSRF protection for every state-changing request, in this
+/// one place whatever the body's type: a random token lives in an
+/// `HttpOnly` cookie and in a hidden field of every form; a request whose
+/// field does not match the cookie is refused before any handler runs.
+/// Together with `SameSite` cookies this stops other sites from posting on
+/// a member's behalf.
+///
+/// An urlencoded body is read whole (it is small). A multipart body may
+/// carry a photo of megabytes, so it is not buffered: its first field must
+/// be the token (browsers send fields in the form's order, and the hidden
+/// field comes first), and only the first few kilobytes are read to find
+/// it, then handed on with the rest of the stream.
 async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let existing = cookie(req.headers(), &state.cookies.csrf).map(str::to_string);
     let fresh = existing.is_none();
     let token = existing.unwrap_or_else(auth::random_token);
-    if req.method() == Method::POST {
-        let kind = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if kind.starts_with("multipart/form-data") {
-            if fresh {
-                return Failure::Csrf.into_response();
-            }
-            req.extensions_mut().insert(CsrfPending);
-        } else if kind.starts_with("application/x-www-form-urlencoded") {
-            let (parts, body) = req.into_parts();
-            let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-                return Failure::TooLarge.into_response();
-            };
-            let fields: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-            let sent = fields
-                .iter()
-                .find(|(k, _)| k == "csrf")
-                .map(|(_, v)| v.as_str());
-            if fresh || !sent.is_some_and(|s| auth::same(s, &token)) {
-                return Failure::Csrf.into_response();
-            }
-            req = Request::from_parts(parts, Body::from(bytes));
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let checked = if fresh {
+            Err(Failure::Csrf)
         } else {
-            return Failure::Csrf.into_response();
+            check_form_token(req, &token).await
+        };
+        match checked {
+            Ok(passed) => req = passed,
+            Err(failure) => return failure.into_response(),
         }
     }
     req.extensions_mut().insert(CsrfToken(token.clone()));
@@ -219,6 +268,84 @@ async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next)
         );
     }
     response
+}
+
+/// Finds the `csrf` field of a form and compares it with `token`; gives
+/// the request back, its body whole, when they match.
+async fn check_form_token(req: Request, token: &str) -> Result<Request, Failure> {
+    let kind = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let essence = kind
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (parts, body) = req.into_parts();
+    let (sent, body) = match essence.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+                .await
+                .map_err(|_| Failure::FormTooLarge)?;
+            let fields: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+            let sent = fields
+                .into_iter()
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v);
+            (sent, Body::from(bytes))
+        }
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(&kind).map_err(|_| Failure::Csrf)?;
+            let (head, rest) = read_head(body, MULTIPART_HEAD).await?;
+            let sent = first_field_token(head.clone(), &boundary).await;
+            let whole = futures_util::stream::once(std::future::ready(Ok::<_, axum::Error>(head)))
+                .chain(rest);
+            (sent, Body::from_stream(whole))
+        }
+        _ => (None, Body::empty()),
+    };
+    if sent.is_some_and(|s| auth::same(&s, token)) {
+        Ok(Request::from_parts(parts, body))
+    } else {
+        Err(Failure::Csrf)
+    }
+}
+
+/// Reads at least `at_least` bytes of a body (all of it when shorter) and
+/// gives them back with the stream of the rest.
+async fn read_head(
+    body: Body,
+    at_least: usize,
+) -> Result<(Bytes, axum::body::BodyDataStream), Failure> {
+    let mut rest = body.into_data_stream();
+    let mut head = Vec::new();
+    while head.len() < at_least {
+        match rest.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(_)) => return Err(Failure::Invalid("error_form")),
+            None => break,
+        }
+    }
+    Ok((Bytes::from(head), rest))
+}
+
+/// The value of the first field of a multipart body when that field is
+/// `csrf` and lies whole within `head`.
+async fn first_field_token(head: Bytes, boundary: &str) -> Option<String> {
+    let stream = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(head)));
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().per_field(1024));
+    let mut fields = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let field = fields.next_field().await.ok()??;
+    if field.name() != Some("csrf") || field.file_name().is_some() {
+        return None;
+    }
+    field.text().await.ok()
 }
 
 /// A signed-in member, as pages and checks need them.

@@ -11,8 +11,7 @@ use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::requests::{RequestRow, requests_for_offer};
-use super::{AppState, CsrfPending, Failure, Outcome, Viewer, render, see_other};
-use crate::board::auth;
+use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::cache::Cached;
 
 /// Offers per page when browsing.
@@ -236,7 +235,6 @@ pub(crate) fn image_type(bytes: &[u8]) -> Option<&'static str> {
 
 #[derive(Debug, Default)]
 struct OfferForm {
-    csrf: String,
     kind: String,
     category: String,
     title: String,
@@ -275,7 +273,6 @@ async fn read_offer_form(mut multipart: Multipart, max: u64) -> Result<OfferForm
         }
         let text = field.text().await.map_err(too_large)?;
         let slot = match name.as_str() {
-            "csrf" => &mut form.csrf,
             "kind" => &mut form.kind,
             "category" => &mut form.category,
             "title" => &mut form.title,
@@ -293,17 +290,9 @@ async fn read_offer_form(mut multipart: Multipart, max: u64) -> Result<OfferForm
 pub(crate) async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
-    pending: Option<axum::Extension<CsrfPending>>,
     multipart: Multipart,
 ) -> Outcome {
-    if pending.is_none() {
-        return Err(Failure::Csrf);
-    }
     let form = read_offer_form(multipart, state.config.photo_max_size).await?;
-    // The guard could not read a multipart body: the check happens here.
-    if !auth::same(&form.csrf, &viewer.csrf) {
-        return Err(Failure::Csrf);
-    }
     let me = viewer.member()?.clone();
     let title = form.title.trim().to_string();
     if title.is_empty() || title.chars().count() > 120 {
