@@ -70,7 +70,7 @@ impl Board {
         if let Some(path) = &config.members_file {
             let file = members::MembersFile::load(path)?;
             let now = clock.now();
-            let report = db.blocking(|c| members::sync(c, &file, now))?;
+            let report = db.write_blocking(|tx| members::sync(tx, &file, now))?;
             eprintln!(
                 "board: members synced ({} in the file, {} new, {} disabled)",
                 file.members.len(),
@@ -123,7 +123,7 @@ impl Board {
         let queued = self
             .shared
             .db
-            .call(move |c| reminders::queue_due(c, &shared))
+            .write(move |tx| reminders::queue_due(tx, &shared))
             .await?;
         Ok(queued)
     }
@@ -131,7 +131,7 @@ impl Board {
     /// Deletes expired sessions and links and old delivered mails.
     pub async fn tidy(&self) -> anyhow::Result<usize> {
         let now = self.shared.clock.now();
-        self.shared.db.call(move |c| db::tidy(c, now)).await
+        self.shared.db.write(move |tx| db::tidy(tx, now)).await
     }
 
     /// The background work, forever: reminders once a minute, mail as soon

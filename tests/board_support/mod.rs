@@ -100,6 +100,40 @@ impl TestBoard {
         self.router = self.board.router();
     }
 
+    /// The board's routes, to send requests from several tasks at once.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Adds `n` members without passwords, `m001` onwards, signed in
+    /// straight through the database (argon2 sign-ins would take minutes):
+    /// returns each one's cookie header, token included, and the token.
+    pub fn crowd(&mut self, n: usize) -> Vec<(String, String)> {
+        let mut json: serde_json::Value = serde_json::from_str(&members_json(&[])).unwrap();
+        let list = json["members"].as_array_mut().unwrap();
+        for i in 1..=n {
+            list.push(serde_json::json!({
+                "id": format!("m{i:03}"), "name": format!("Member {i}"),
+                "email": format!("m{i:03}@amis-quartier.org"),
+            }));
+        }
+        self.restart_with_members(&json.to_string());
+        let conn = rusqlite::Connection::open(&self.config.database).unwrap();
+        (1..=n)
+            .map(|i| {
+                let token = format!("session-of-member-{i:03}");
+                let hash = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).to_vec();
+                conn.execute(
+                    "INSERT INTO sessions (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![hash, format!("m{i:03}"), START + 86_400],
+                )
+                .unwrap();
+                let csrf = format!("csrf{i:03}");
+                (format!("voisin_session={token}; voisin_csrf={csrf}"), csrf)
+            })
+            .collect()
+    }
+
     /// Sends one request through the router.
     pub async fn send(&self, req: Request<Body>) -> Resp {
         let response = self.router.clone().oneshot(req).await.unwrap();

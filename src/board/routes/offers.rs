@@ -313,8 +313,7 @@ pub(crate) async fn create(
     let now = state.clock.now();
     let id = state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             tx.execute(
                 "INSERT INTO offers (owner_id, kind, category, title, description, condition,
                                      availability, has_photo, created_at)
@@ -332,13 +331,12 @@ pub(crate) async fn create(
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            if let Some((data, kind)) = form.photo {
+            if let Some((data, kind)) = &form.photo {
                 tx.execute(
                     "INSERT INTO photos (offer_id, content_type, data) VALUES (?1, ?2, ?3)",
                     params![id, kind, data],
                 )?;
             }
-            tx.commit()?;
             Ok(id)
         })
         .await?;
@@ -465,7 +463,7 @@ pub(crate) async fn availability(
     }
     let changed = state
         .db
-        .call(move |c| {
+        .write(move |c| {
             Ok(c.execute(
                 "UPDATE offers SET available = ?3, availability = ?4 WHERE id = ?1 AND owner_id = ?2",
                 params![id, me.id, form.available.is_some(), form.availability.trim()],

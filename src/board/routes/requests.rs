@@ -200,9 +200,8 @@ pub(crate) async fn create(
     let shared = state.clone();
     let placed = state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let Some(offer) = load_offer(&tx, id)? else {
+        .write(move |tx| {
+            let Some(offer) = load_offer(tx, id)? else {
                 return Ok(Err(Failure::NotFound));
             };
             if !visible(&offer, false) {
@@ -254,7 +253,7 @@ pub(crate) async fn create(
                 "mail_request_body"
             };
             shared.queue_mail(
-                &tx,
+                tx,
                 &owner_email,
                 &t.fill(
                     "mail_request_subject",
@@ -271,7 +270,6 @@ pub(crate) async fn create(
                     ],
                 ),
             )?;
-            tx.commit()?;
             Ok(Ok(new_state))
         })
         .await??;
@@ -299,8 +297,7 @@ pub(crate) async fn act(
     let shared = state.clone();
     state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             let loaded = tx
                 .query_row(
                     "SELECT r.state, o.kind, o.owner_id, r.requester_id, q.email, o.id, o.title, r.end_date
@@ -377,7 +374,7 @@ pub(crate) async fn act(
             if matches!(action.as_str(), "accept" | "decline" | "agree") && owner {
                 let key = format!("mail_{new_state}");
                 shared.queue_mail(
-                    &tx,
+                    tx,
                     &l.requester_email,
                     &t.fill(&format!("{key}_subject"), &[("offer", &l.offer_title)]),
                     &t.fill(&format!("{key}_body"), &[("offer", &l.offer_title), ("link", &link)]),
@@ -385,9 +382,8 @@ pub(crate) async fn act(
             }
             let freed = action == "return" || (action == "cancel" && l.state == "accepted");
             if freed {
-                promote_next(&tx, &shared, l.offer_id, &l.offer_title, &link)?;
+                promote_next(tx, &shared, l.offer_id, &l.offer_title, &link)?;
             }
-            tx.commit()?;
             Ok(Ok(()))
         })
         .await??;

@@ -124,7 +124,7 @@ async fn start_session(state: &AppState, member: String) -> Outcome {
     let expires = state.clock.now() + auth::SESSION_SECONDS;
     state
         .db
-        .call(move |c| {
+        .write(move |c| {
             c.execute(
                 "INSERT INTO sessions (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![hash, member, expires],
@@ -184,8 +184,8 @@ pub(crate) async fn send_link(
     let shared = state.clone();
     state
         .db
-        .call(move |c| {
-            let member: Option<(String, String)> = c
+        .write(move |tx| {
+            let member: Option<(String, String)> = tx
                 .query_row(
                     "SELECT id, email FROM members
                      WHERE lower(email) = ?1 AND in_file = 1 AND disabled = 0",
@@ -195,7 +195,6 @@ pub(crate) async fn send_link(
                 .optional()?;
             if let Some((id, address)) = member {
                 let token = auth::random_token();
-                let tx = c.transaction()?;
                 tx.execute(
                     "INSERT INTO sign_in_links (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
                     params![auth::token_hash(&token), id, now + auth::LINK_SECONDS],
@@ -204,12 +203,11 @@ pub(crate) async fn send_link(
                 let t = &shared.texts;
                 let association = shared.config.association.as_str();
                 shared.queue_mail(
-                    &tx,
+                    tx,
                     &address,
                     &t.fill("mail_link_subject", &[("association", association)]),
                     &t.fill("mail_link_body", &[("association", association), ("link", &link)]),
                 )?;
-                tx.commit()?;
             }
             Ok(())
         })
@@ -249,7 +247,7 @@ pub(crate) async fn use_link(
     let now = state.clock.now();
     let member = state
         .db
-        .call(move |c| {
+        .write(move |c| {
             // Deleting the row is what makes the link single-use.
             Ok(c.query_row(
                 "DELETE FROM sign_in_links WHERE token_hash = ?1 AND expires_at > ?2
@@ -274,8 +272,8 @@ pub(crate) async fn sign_out(
         let hash = auth::token_hash(token);
         let _ = state
             .db
-            .call(move |c| {
-                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
+            .write(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
                 Ok(())
             })
             .await;
@@ -367,7 +365,7 @@ pub(crate) async fn change_password(
     };
     state
         .db
-        .call(move |c| {
+        .write(move |c| {
             c.execute(
                 "UPDATE members SET password_hash = ?2 WHERE id = ?1",
                 params![me.id, hash],
