@@ -296,6 +296,30 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Fails unless `conn` holds a lending board's database: a schema version
+/// this voisin knows, and the tables and columns the board reads.
+pub fn ensure_board_database(conn: &Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len())?;
+    anyhow::ensure!(
+        (1..=known).contains(&version),
+        "its schema version is {version}, and this voisin knows 1 to {known}"
+    );
+    for probe in [
+        "SELECT id, name, email, admin, password_hash, in_file, disabled FROM members",
+        "SELECT token_hash, member_id, expires_at FROM sessions",
+        "SELECT id, owner_id, kind, category, title, hidden, has_photo FROM offers",
+        "SELECT offer_id, content_type, data FROM photos",
+        "SELECT id, offer_id, requester_id, state, due_date FROM requests",
+        "SELECT id, recipient, subject, body, sent_at FROM mail_queue",
+        "SELECT rowid FROM offers_fts",
+    ] {
+        conn.prepare(&format!("{probe} LIMIT 0"))
+            .with_context(|| format!("it lacks what `{probe}` reads"))?;
+    }
+    Ok(())
+}
+
 /// Runs the migrations this database has not seen yet.
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
