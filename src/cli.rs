@@ -310,6 +310,17 @@ pub struct BoardServeArgs {
     /// The members file (JSON) rendered from the manifest; synced at every start.
     #[arg(long, env = "VOISIN_BOARD_MEMBERS_FILE", value_name = "FILE")]
     pub members_file: Option<PathBuf>,
+
+    /// The reverse proxy in front of the board: addresses or subnets, like
+    /// `10.213.7.0/24`, comma-separated. Only a peer in them may say who
+    /// the client is (`X-Forwarded-For`); by default no peer may.
+    #[arg(
+        long,
+        env = "VOISIN_BOARD_TRUSTED_PROXY",
+        default_value = "",
+        value_name = "SUBNETS"
+    )]
+    pub trusted_proxy: String,
 }
 
 /// Arguments of `voisin board backup`.

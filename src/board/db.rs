@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 
 /// The schema, one migration per entry; `PRAGMA user_version` records how
 /// many have run. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE members (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -117,7 +118,16 @@ CREATE TABLE mail_queue (
     last_error TEXT
 );
 CREATE INDEX mail_pending ON mail_queue(next_attempt_at) WHERE sent_at IS NULL;
-"];
+",
+    r"
+-- what the account page shows of a member's sessions
+ALTER TABLE sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN agent TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_member ON sessions(member_id);
+-- the language a member chose; NULL: the board's
+ALTER TABLE members ADD COLUMN locale TEXT;
+",
+];
 
 /// A pool of connections to the board's database.
 #[derive(Clone)]

@@ -32,7 +32,7 @@ pub use config::Config;
 pub use db::Db;
 pub use members::hash_password;
 
-use auth::{CookieNames, RateLimiter};
+use auth::{CookieNames, RateLimiter, Throttle};
 use i18n::Texts;
 use pages::Pages;
 
@@ -44,6 +44,8 @@ pub struct Shared {
     pages: Pages,
     texts: Texts,
     limiter: RateLimiter,
+    /// Failed password checks, per account and per client.
+    throttle: Throttle,
     cookies: CookieNames,
     /// Wakes the mail task after a change, which may have queued mail.
     mail_waiting: Notify,
@@ -85,6 +87,7 @@ impl Board {
                 texts,
                 cookies: CookieNames::new(config.secure_cookies),
                 limiter: RateLimiter::default(),
+                throttle: Throttle::default(),
                 mail_waiting: Notify::new(),
                 lists: cache::ListCache::default(),
                 sessions: cache::SessionCache::default(),

@@ -7,7 +7,7 @@ mod requests;
 mod session;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::Shared;
 use super::auth::{self, cookie, set_cookie};
+use super::config::Subnet;
 
 /// The state every handler shares.
 pub(crate) type AppState = Arc<Shared>;
@@ -64,6 +65,7 @@ fn table() -> Routes {
         .post("/signout", session::sign_out)
         .get("/account", session::account)
         .post("/account/password", session::change_password)
+        .post("/account/sessions/{id}/end", session::end_session)
         .both("/offers", offers::browse, offers::create)
         .get("/offers/new", offers::new_form)
         .get("/offers/{id}", offers::show)
@@ -136,8 +138,8 @@ pub(crate) enum Failure {
     TooLarge,
     /// A form without a file is larger than any of the board's forms.
     FormTooLarge,
-    /// Too many attempts; try later.
-    RateLimited,
+    /// Too many attempts; try again in this many seconds.
+    RateLimited(i64),
     /// Something broke on our side; logged, never shown in detail.
     Internal(anyhow::Error),
 }
@@ -156,7 +158,16 @@ impl IntoResponse for Failure {
             Self::Csrf => (StatusCode::FORBIDDEN, "error_csrf"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_too_large"),
             Self::FormTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_form_too_large"),
-            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "error_rate_limited"),
+            Self::RateLimited(seconds) => {
+                let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                response
+                    .extensions_mut()
+                    .insert(FailureKey("error_rate_limited"));
+                return response;
+            }
             Self::Internal(err) => {
                 eprintln!("board: {err:#}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "error_internal")
@@ -183,21 +194,41 @@ impl From<rusqlite::Error> for Failure {
 /// What handlers return.
 pub(crate) type Outcome = Result<Response, Failure>;
 
-/// Renders failure responses (and axum's own 413) as pages.
+/// Renders failure responses as pages in the board's language: the
+/// handlers' own, and the bare ones axum gives for a path that matches no
+/// route, a body over the limit or a form it cannot read. Headers the
+/// failure set (like `Retry-After`) are kept.
 async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     let key = match response.extensions().get::<FailureKey>() {
         Some(FailureKey(key)) => *key,
-        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
-        None => return response,
+        None if is_html => return response,
+        None => match response.status() {
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => "error_not_found",
+            StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
+            StatusCode::TOO_MANY_REQUESTS => "error_rate_limited",
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY => "error_bad_request",
+            _ => return response,
+        },
     };
-    let status = response.status();
     let mut ctx = state.context(None, "");
     ctx.insert("message", state.texts.get(key));
-    match state.pages.render("message.html", &ctx) {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(_) => status.into_response(),
-    }
+    let Ok(html) = state.pages.render("message.html", &ctx) else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(html))
 }
 
 /// Every change to the board comes through a POST: once one is answered
@@ -362,6 +393,8 @@ pub(crate) struct Member {
 #[derive(Debug, Clone)]
 pub(crate) struct Viewer {
     pub member: Option<Member>,
+    /// The hash of the session token the request came with, if any.
+    pub session: Option<Vec<u8>>,
     pub csrf: String,
     pub client: String,
     pub notice: String,
@@ -393,7 +426,7 @@ impl FromRequestParts<AppState> for Viewer {
             .get::<CsrfToken>()
             .map(|t| t.0.clone())
             .unwrap_or_default();
-        let client = client_address(parts);
+        let client = client_address(parts, &state.config.trusted_proxies);
         let notice = parts
             .uri
             .query()
@@ -402,21 +435,22 @@ impl FromRequestParts<AppState> for Viewer {
             .filter(|k| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .map(|k| state.texts.get(&format!("notice_{k}")).to_string())
             .unwrap_or_default();
-        let member = match cookie(&parts.headers, &state.cookies.session) {
+        let session = cookie(&parts.headers, &state.cookies.session).map(auth::token_hash);
+        let member = match &session {
             None => None,
-            Some(token) => {
-                let hash = auth::token_hash(token);
+            Some(hash) => {
                 let now = state.clock.now();
-                let cached = state.sessions.get(&hash, now);
+                let cached = state.sessions.get(hash, now);
                 if cached.is_some() {
                     cached
                 } else {
-                    lookup_session(state, hash, now)?
+                    lookup_session(state, hash.clone(), now)?
                 }
             }
         };
         Ok(Self {
             member,
+            session,
             csrf,
             client,
             notice,
@@ -424,11 +458,12 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// The client's address, for rate limits. Behind the association's proxy
-/// (a peer on a private or loopback address) it is the last address the
-/// proxy added to `X-Forwarded-For`; anyone else's header is ignored, so a
-/// client cannot pick its own address.
-fn client_address(parts: &Parts) -> String {
+/// The client's address, for rate limits. A peer among the configured
+/// trusted proxies (the one voisin deploys) speaks for its client: the
+/// client is the last address in `X-Forwarded-For` that is not itself a
+/// trusted proxy. Anyone else's header is ignored, so a client cannot
+/// choose its own address; with no trusted proxy configured, none is read.
+fn client_address(parts: &Parts, trusted: &[Subnet]) -> String {
     let Some(peer) = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -436,22 +471,26 @@ fn client_address(parts: &Parts) -> String {
     else {
         return "local".into();
     };
-    let behind_proxy = match peer {
-        std::net::IpAddr::V4(ip) => ip.is_private() || ip.is_loopback(),
-        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
-    };
-    let forwarded = parts
+    let is_proxy = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_proxy(peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<IpAddr> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-        .next_back();
-    match forwarded {
-        Some(client) if behind_proxy => client.to_string(),
-        _ => peer.to_string(),
-    }
+        .map(|a| a.trim().parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        // A header we cannot read whole names nobody we can trust.
+        .unwrap_or_default();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_proxy(*ip))
+        .unwrap_or(peer)
+        .to_string()
 }
 
 /// Finds a session in the database and remembers it.
