@@ -321,6 +321,20 @@ pub struct BoardServeArgs {
         value_name = "SUBNETS"
     )]
     pub trusted_proxy: String,
+
+    /// How long a client may take to send a request's headers, and between
+    /// two reads of its body, like `15s`; slower clients are cut off.
+    #[arg(long, env = "VOISIN_BOARD_READ_TIMEOUT", default_value = "15s")]
+    pub read_timeout: String,
+
+    /// Connections one client address may hold open at once (the trusted
+    /// proxy is not counted).
+    #[arg(
+        long,
+        env = "VOISIN_BOARD_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 32
+    )]
+    pub max_connections_per_client: usize,
 }
 
 /// Arguments of `voisin board backup`.

@@ -43,6 +43,16 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` names the client: the proxy voisin
     /// deploys. Empty: the peer is the client.
     pub trusted_proxies: Vec<Subnet>,
+    /// How long a client may take to send a request's headers, and
+    /// between two reads of its body.
+    pub read_timeout: Duration,
+    /// How long a client may take to send a whole request body.
+    pub body_deadline: Duration,
+    /// Connections one client address may hold open (the trusted proxy
+    /// is not counted).
+    pub max_connections_per_client: usize,
+    /// Connections open at once, in all.
+    pub max_connections: usize,
 }
 
 /// An address range, like `10.213.7.0/24`; a bare address is a range of one.
@@ -191,6 +201,10 @@ impl Config {
             smtp: None,
             members_file: None,
             trusted_proxies: Vec::new(),
+            read_timeout: Duration::from_secs(15),
+            body_deadline: Duration::from_mins(2),
+            max_connections_per_client: 32,
+            max_connections: 1_024,
         }
     }
 
@@ -239,6 +253,11 @@ impl Config {
                 .map(Subnet::parse)
                 .collect::<anyhow::Result<_>>()
                 .context("the trusted proxy setting")?,
+            read_timeout: parse_duration(&args.read_timeout)
+                .map_err(|e| unit("read timeout", e))?,
+            body_deadline: Duration::from_mins(2),
+            max_connections_per_client: args.max_connections_per_client.max(1),
+            max_connections: 1_024,
         })
     }
 

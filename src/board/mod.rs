@@ -20,6 +20,7 @@ mod pages;
 pub mod reminders;
 mod routes;
 pub mod seed;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +103,22 @@ impl Board {
     /// The HTTP routes.
     pub fn router(&self) -> axum::Router {
         routes::router(self.shared.clone())
+    }
+
+    /// Serves the board's routes on `listener` until `stop` resolves, with
+    /// the read timeouts and connection caps of its settings (the
+    /// background task is [`Board::background`]'s to start).
+    pub async fn serve_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        stop: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        server::run(listener, self.router(), &self.shared.config, stop).await
+    }
+
+    /// Every path that answers a GET, as the router registers them.
+    pub fn get_paths() -> Vec<&'static str> {
+        routes::get_paths()
     }
 
     /// Every path that takes a POST, as the router registers them.
@@ -200,11 +217,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{listen}`"))?;
     eprintln!("board: listening on http://{}", listener.local_addr()?);
     tokio::spawn(board.clone().background());
-    let app = board
-        .router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped())
+    board
+        .serve_on(listener, stopped())
         .await
         .context("the board's server stopped")
 }

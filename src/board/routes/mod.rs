@@ -42,6 +42,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), changes))
         .layer(middleware::from_fn_with_state(state.clone(), failure_pages))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -50,6 +54,11 @@ pub(crate) fn router(state: AppState) -> Router {
 /// each one refuses a form without its CSRF token).
 pub(crate) fn post_paths() -> Vec<&'static str> {
     table().posts
+}
+
+/// The paths that answer a GET, as the router registers them.
+pub(crate) fn get_paths() -> Vec<&'static str> {
+    table().gets
 }
 
 /// The routes, and which of them take a POST: every POST is registered
@@ -84,6 +93,7 @@ fn table() -> Routes {
 #[derive(Default)]
 struct Routes {
     router: Router<AppState>,
+    gets: Vec<&'static str>,
     posts: Vec<&'static str>,
 }
 
@@ -94,6 +104,7 @@ impl Routes {
         T: 'static,
     {
         self.router = self.router.route(path, get(handler));
+        self.gets.push(path);
         self
     }
 
@@ -115,6 +126,7 @@ impl Routes {
         U: 'static,
     {
         self.router = self.router.route(path, get(page).post(form));
+        self.gets.push(path);
         self.posts.push(path);
         self
     }
@@ -231,6 +243,40 @@ async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) 
     Response::from_parts(parts, Body::from(html))
 }
 
+/// The policy every answer carries: everything from the board itself, no
+/// script at all (the pages need none), no plugins, no framing, forms that
+/// post only to the board.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every answer, pages, photos, errors and redirects
+/// alike, from the board itself: a local trial has no proxy to add them.
+/// A handler's own choice (the sign-in link page's stricter referrer
+/// policy) is kept.
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    let mut set = |name: header::HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "same-origin");
+    set(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if state.config.secure_cookies {
+        // Only over https: a browser keeps this for a year, and a trial on
+        // plain http would lock itself out.
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    response
+}
+
 /// Every change to the board comes through a POST: once one is answered
 /// (its transaction committed), cached offer lists and sessions are stale,
 /// and mail it queued can go.
@@ -319,9 +365,11 @@ async fn check_form_token(req: Request, token: &str) -> Result<Request, Failure>
     let (parts, body) = req.into_parts();
     let (sent, body) = match essence.as_str() {
         "application/x-www-form-urlencoded" => {
-            let bytes = axum::body::to_bytes(body, FORM_LIMIT)
-                .await
-                .map_err(|_| Failure::FormTooLarge)?;
+            let (bytes, rest) = read_head(body, FORM_LIMIT + 1).await?;
+            if bytes.len() > FORM_LIMIT {
+                drop(rest);
+                return Err(Failure::FormTooLarge);
+            }
             let fields: Vec<(String, String)> =
                 serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
             let sent = fields
@@ -358,7 +406,9 @@ async fn read_head(
     while head.len() < at_least {
         match rest.next().await {
             Some(Ok(chunk)) => head.extend_from_slice(&chunk),
-            Some(Err(_)) => return Err(Failure::Invalid("error_form")),
+            // A broken body, or one that came too slowly (the limits on
+            // size are larger than what is read here).
+            Some(Err(_)) => return Err(Failure::Invalid("error_bad_request")),
             None => break,
         }
     }
