@@ -277,6 +277,33 @@ async fn an_offer_with_a_photo_is_published_and_its_photo_served() {
 }
 
 #[tokio::test]
+async fn a_photo_of_many_chunks_comes_back_byte_for_byte() {
+    let b = TestBoard::with(|c| c.photo_max_size = 1_000_000);
+    let mut alice = b.signed_in("alice").await;
+    // Not a multiple of the chunk size, and no two chunks alike.
+    let mut photo = png(8);
+    photo.extend((0..300_007u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0]));
+    let id = {
+        let r = alice
+            .offer_with(
+                &[("kind", "item"), ("category", "tools"), ("title", "Big")],
+                Some(&photo),
+                true,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        b.count("SELECT max(id) FROM offers")
+    };
+    let img = alice.get(&format!("/photos/{id}")).await;
+    assert_eq!(img.status, StatusCode::OK);
+    assert_eq!(
+        img.headers["content-length"],
+        photo.len().to_string().as_str()
+    );
+    assert!(img.bytes == photo, "the photo is whole and in order");
+}
+
+#[tokio::test]
 async fn an_oversized_photo_is_refused() {
     let b = TestBoard::new();
     let mut alice = b.signed_in("alice").await;

@@ -37,6 +37,10 @@ use auth::{CookieNames, RateLimiter, Throttle};
 use i18n::Texts;
 use pages::Pages;
 
+/// Photo uploads read at once: with the largest photo allowed (5 MB by
+/// default) they hold some tens of megabytes at most.
+const UPLOADS_AT_ONCE: usize = 3;
+
 /// What every request and the background task share.
 pub struct Shared {
     config: Config,
@@ -57,6 +61,8 @@ pub struct Shared {
     /// Password checks running at once: each takes megabytes and tens of
     /// milliseconds of CPU, so a burst of sign-ins queues instead.
     password_checks: tokio::sync::Semaphore,
+    /// Photo uploads read at once (each holds its photo in memory).
+    uploads: tokio::sync::Semaphore,
 }
 
 /// A lending board, ready to serve.
@@ -93,6 +99,7 @@ impl Board {
                 lists: cache::ListCache::default(),
                 sessions: cache::SessionCache::default(),
                 password_checks: tokio::sync::Semaphore::new(2),
+                uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
                 config,
                 db,
                 clock,

@@ -292,6 +292,13 @@ pub(crate) async fn create(
     viewer: Viewer,
     multipart: Multipart,
 ) -> Outcome {
+    // A photo is held in memory until it is stored: a few at a time keep
+    // the board's memory bounded; the others wait, their bodies unread.
+    let _turn = state
+        .uploads
+        .acquire()
+        .await
+        .map_err(|e| Failure::Internal(e.into()))?;
     let form = read_offer_form(multipart, state.config.photo_max_size).await?;
     let me = viewer.member()?.clone();
     let title = form.title.trim().to_string();
@@ -476,45 +483,74 @@ pub(crate) async fn availability(
     Ok(see_other(&format!("/offers/{id}?notice=saved")))
 }
 
-/// An offer's photo, for signed-in members only.
+/// How much of a photo is read from the database at a time.
+const PHOTO_CHUNK: usize = 64 * 1024;
+
+/// An offer's photo, for signed-in members only. It is streamed from the
+/// database a chunk at a time, as fast as the client takes it (`SQLite`'s
+/// incremental blob reads), so a crowd fetching a large photo holds a
+/// chunk each in memory, not the photo each.
 pub(crate) async fn photo(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
-    let found = state
-        .db
-        .call(move |c| {
-            let Some(offer) = load_offer(c, id)? else {
-                return Ok(None);
-            };
-            if !visible(&offer, me.admin) {
-                return Ok(None);
-            }
-            Ok(c.query_row(
-                "SELECT content_type, data FROM photos WHERE offer_id = ?1",
-                [id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional()?)
-        })
-        .await?;
-    let (kind, data) = found.ok_or(Failure::NotFound)?;
+    let found = state.db.read(move |c| {
+        let Some(offer) = load_offer(c, id)? else {
+            return Ok(None);
+        };
+        if !visible(&offer, me.admin) {
+            return Ok(None);
+        }
+        Ok(
+            c.prepare_cached("SELECT content_type, length(data) FROM photos WHERE offer_id = ?1")?
+                .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .optional()?,
+        )
+    })?;
+    let (kind, len) = found.ok_or(Failure::NotFound)?;
+    let len = usize::try_from(len).map_err(|e| Failure::Internal(e.into()))?;
     let kind = HeaderValue::from_str(&kind).map_err(|e| Failure::Internal(e.into()))?;
+    let db = state.db.clone();
+    let chunks = futures_util::stream::unfold(0, move |offset| {
+        let db = db.clone();
+        async move {
+            if offset >= len {
+                return None;
+            }
+            let size = PHOTO_CHUNK.min(len - offset);
+            // Photos never change once published (`photos.offer_id` is the
+            // row id), so chunks read apart still make one photo.
+            let chunk = db.read(|c| {
+                let blob = c.blob_open(rusqlite::MAIN_DB, "photos", "data", id, true)?;
+                let mut buf = vec![0; size];
+                blob.read_at_exact(&mut buf, offset)?;
+                Ok(buf)
+            });
+            Some(match chunk {
+                Ok(buf) => (Ok(axum::body::Bytes::from(buf)), offset + size),
+                // The client sees a cut-short answer; the log says why.
+                Err(err) => {
+                    eprintln!("board: reading photo {id} failed: {err:#}");
+                    (
+                        Err(std::io::Error::other("the photo could not be read")),
+                        len,
+                    )
+                }
+            })
+        }
+    });
     Ok((
         [
             (header::CONTENT_TYPE, kind),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("private, max-age=86400"),
             ),
         ],
-        data,
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }
