@@ -746,6 +746,13 @@ async fn an_admin_hides_an_offer_and_members_cannot() {
         alice.get("/admin").await.body.contains("Dubious thing"),
         "admins see what they hid"
     );
+    let own = bob.get(&format!("/offers/{id}")).await;
+    assert_eq!(
+        own.status,
+        StatusCode::OK,
+        "the owner still sees their offer"
+    );
+    assert!(own.body.contains("Dubious thing"));
     alice.post(&format!("/offers/{id}/unhide"), &[]).await;
     assert!(bob.get("/offers").await.body.contains("Dubious thing"));
 }

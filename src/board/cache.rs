@@ -25,6 +25,8 @@ pub struct Cached {
     pub html: Arc<str>,
     /// Whether there are more offers after this page.
     pub more: bool,
+    /// Whether the list has no offer at all.
+    pub empty: bool,
 }
 
 impl ListCache {
@@ -116,6 +118,7 @@ mod tests {
         Cached {
             html: text.into(),
             more: false,
+            empty: false,
         }
     }
 

@@ -123,23 +123,53 @@ fn list(
 }
 
 /// The front page: new offers of the week, categories and search; the
-/// sign-in page for visitors.
+/// sign-in page for visitors. The week starts on the hour, so the list is
+/// reused (like the browse pages') until the next change or the next hour.
 pub(crate) async fn front(State(state): State<AppState>, viewer: Viewer) -> Outcome {
     let Some(me) = viewer.member.clone() else {
         return super::session::page(State(state), viewer).await;
     };
-    let since = state.clock.now() - 7 * 86_400;
+    let since = (state.clock.now() - 7 * 86_400).div_euclid(3_600) * 3_600;
     let filter = Filter {
         since: Some(since),
         ..Filter::default()
     };
-    let cards = state
-        .db
-        .read(move |c| Ok(list(c, &filter, PAGE_SIZE, 0)?))?;
+    let list = cached_list(&state, format!("front\u{1f}{since}"), filter, 1)?;
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("notice", &viewer.notice);
-    ctx.insert("offers", &cards);
+    ctx.insert("cards", list.html.as_ref());
+    ctx.insert("empty", &list.empty);
     render(&state, "front.html", &ctx)
+}
+
+/// Page `page` of the offers `filter` selects, rendered, from the cache
+/// when nothing changed since it was rendered.
+fn cached_list(
+    state: &AppState,
+    key: String,
+    filter: Filter,
+    page: usize,
+) -> Result<Cached, Failure> {
+    if let Some(list) = state.lists.get(&key) {
+        return Ok(list);
+    }
+    let generation = state.lists.generation();
+    // One more than a page tells whether there is a next page without
+    // counting every offer.
+    let cards = state
+        .db
+        .read(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))?;
+    let more = cards.len() > PAGE_SIZE;
+    let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("offers", &cards);
+    let list = Cached {
+        html: state.pages.render("cards.html", &ctx)?.into(),
+        more,
+        empty: cards.is_empty(),
+    };
+    state.lists.put(key, generation, list.clone());
+    Ok(list)
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,39 +193,27 @@ pub(crate) async fn browse(
     let category = Some(query.category.clone()).filter(|c| state.config.categories.contains(c));
     let words = fts_query(&query.q);
     let searching = !query.q.trim().is_empty();
-    let key = format!(
-        "{}\u{1f}{}\u{1f}{page}",
-        category.as_deref().unwrap_or(""),
-        words.as_deref().unwrap_or("")
-    );
-    let list = if let Some(list) = state.lists.get(&key) {
-        list
-    } else {
-        let generation = state.lists.generation();
-        let cards = if searching && words.is_none() {
-            Vec::new()
-        } else {
-            let filter = Filter {
-                category,
-                words,
-                since: None,
-            };
-            // One more than a page tells whether there is a next page
-            // without counting every offer.
-            state
-                .db
-                .read(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))?
-        };
-        let more = cards.len() > PAGE_SIZE;
-        let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
+    let list = if searching && words.is_none() {
+        // Nothing searchable was typed: nothing found.
         let mut ctx = tera::Context::new();
-        ctx.insert("offers", &cards);
-        let list = Cached {
+        ctx.insert("offers", &Vec::<Card>::new());
+        Cached {
             html: state.pages.render("cards.html", &ctx)?.into(),
-            more,
+            more: false,
+            empty: true,
+        }
+    } else {
+        let key = format!(
+            "{}\u{1f}{}\u{1f}{page}",
+            category.as_deref().unwrap_or(""),
+            words.as_deref().unwrap_or("")
+        );
+        let filter = Filter {
+            category,
+            words,
+            since: None,
         };
-        state.lists.put(key, generation, list.clone());
-        list
+        cached_list(&state, key, filter, page)?
     };
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("cards", list.html.as_ref());
@@ -408,6 +426,12 @@ pub(crate) fn visible(offer: &Offer, admin: bool) -> bool {
     admin || (!offer.hidden && offer.owner_active)
 }
 
+/// Whether `me` may see `offer`: anyone a visible one, its owner and the
+/// admins a hidden one too.
+fn may_see(offer: &Offer, me: &super::Member) -> bool {
+    offer.owner_id == me.id || visible(offer, me.admin)
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -415,19 +439,16 @@ pub(crate) async fn show(
 ) -> Outcome {
     let me = viewer.member()?.clone();
     let (viewer_id, labels) = (me.id.clone(), state.clone());
-    let (offer, rows) = state
-        .db
-        .call(move |c| {
-            let Some(offer) = load_offer(c, id)? else {
-                return Ok((None, Vec::new()));
-            };
-            let rows = requests_for_offer(c, &offer, &viewer_id, &labels)?;
-            Ok((Some(offer), rows))
-        })
-        .await?;
-    let offer = offer
-        .filter(|o| visible(o, me.admin))
-        .ok_or(Failure::NotFound)?;
+    // Two indexed queries of some tens of microseconds: on this thread,
+    // like the lists (see `Db::read`).
+    let (offer, rows) = state.db.read(move |c| {
+        let Some(offer) = load_offer(c, id)? else {
+            return Ok((None, Vec::new()));
+        };
+        let rows = requests_for_offer(c, &offer, &viewer_id, &labels)?;
+        Ok((Some(offer), rows))
+    })?;
+    let offer = offer.filter(|o| may_see(o, &me)).ok_or(Failure::NotFound)?;
     let mine = offer.owner_id == me.id;
     let asked = rows
         .iter()
@@ -500,7 +521,7 @@ pub(crate) async fn photo(
         let Some(offer) = load_offer(c, id)? else {
             return Ok(None);
         };
-        if !visible(&offer, me.admin) {
+        if !may_see(&offer, &me) {
             return Ok(None);
         }
         Ok(
