@@ -361,6 +361,21 @@ async fn offers_need_a_title_and_a_known_category() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for title in [
+        "Drill\r\nBcc: everyone@example.org",
+        "Drill\nsecond line",
+        "Tab\there",
+    ] {
+        let r = alice
+            .offer_with(
+                &[("kind", "item"), ("category", "tools"), ("title", title)],
+                None,
+                true,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{title:?}");
+    }
+    assert_eq!(b.count("SELECT count(*) FROM offers"), 0);
 }
 
 #[tokio::test]
@@ -677,6 +692,8 @@ async fn members_cannot_ask_for_their_own_offer_or_with_bad_dates() {
         ("2026-10-01", "2026-10-05"),
         ("2026-11-10", "2026-11-05"),
         ("soon", ""),
+        ("9999-12-31", ""),
+        ("2028-01-01", "2028-01-02"),
     ] {
         let r = bob
             .post(

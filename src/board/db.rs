@@ -124,8 +124,6 @@ CREATE INDEX mail_pending ON mail_queue(next_attempt_at) WHERE sent_at IS NULL;
 ALTER TABLE sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN agent TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_member ON sessions(member_id);
--- the language a member chose; NULL: the board's
-ALTER TABLE members ADD COLUMN locale TEXT;
 ",
 ];
 

@@ -320,8 +320,16 @@ pub(crate) async fn create(
     let form = read_offer_form(multipart, state.config.photo_max_size).await?;
     let me = viewer.member()?.clone();
     let title = form.title.trim().to_string();
-    if title.is_empty() || title.chars().count() > 120 {
+    // A title is one line: a line break or other control character in it
+    // would break mail subjects and the layout of every list.
+    if title.is_empty() || title.chars().count() > 120 || title.chars().any(char::is_control) {
         return Err(Failure::Invalid("error_title"));
+    }
+    if [&form.condition, &form.availability]
+        .iter()
+        .any(|f| f.chars().any(char::is_control))
+    {
+        return Err(Failure::Invalid("error_form"));
     }
     if !matches!(form.kind.as_str(), "item" | "service") {
         return Err(Failure::Invalid("error_form"));

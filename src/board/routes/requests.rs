@@ -194,7 +194,13 @@ pub(crate) async fn create(
     let end = date(&form.end_date)?.unwrap_or(
         start + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21)),
     );
-    if start < today || end < start || (end - start).num_days() > 366 {
+    // Within a year from today, for at most a year: a start in 9999 is a
+    // slip of the keyboard, not a plan.
+    if start < today
+        || (start - today).num_days() > 366
+        || end < start
+        || (end - start).num_days() > 366
+    {
         return Err(Failure::Invalid("error_dates"));
     }
     let shared = state.clone();
