@@ -2,6 +2,7 @@
 //! CSRF guard every form passes through, and how failures become pages.
 
 mod admin;
+mod loaded;
 mod offers;
 mod requests;
 mod session;

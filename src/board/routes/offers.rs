@@ -10,7 +10,7 @@ use axum::response::IntoResponse as _;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
-use super::requests::{RequestRow, requests_for_offer};
+use super::loaded::{Offer, RequestRow, STATUS_SQL, load_offer, requests_for_offer, visible};
 use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::cache::Cached;
 
@@ -64,10 +64,6 @@ fn initial(title: &str) -> String {
         .map(Iterator::collect)
         .unwrap_or_default()
 }
-
-const STATUS_SQL: &str = "CASE WHEN o.available = 0 THEN 'unavailable'
-    WHEN EXISTS (SELECT 1 FROM requests r WHERE r.offer_id = o.id AND r.state IN ('accepted', 'lent'))
-    THEN 'out' ELSE 'available' END";
 
 fn list(
     conn: &Connection,
@@ -374,64 +370,6 @@ pub(crate) async fn create(
         })
         .await?;
     Ok(see_other(&format!("/offers/{id}?notice=offer_created")))
-}
-
-/// One offer in full.
-#[derive(Debug, Serialize)]
-#[allow(clippy::struct_excessive_bools)] // flags of the offer, as the page shows them
-pub(crate) struct Offer {
-    pub id: i64,
-    pub owner_id: String,
-    pub owner: String,
-    pub kind: String,
-    pub category: String,
-    pub title: String,
-    pub description: String,
-    pub condition: String,
-    pub availability: String,
-    pub available: bool,
-    pub hidden: bool,
-    pub has_photo: bool,
-    pub status: String,
-    pub created_at: i64,
-    /// Whether the owner may still be shown (in the file, not disabled).
-    pub owner_active: bool,
-}
-
-/// Loads an offer, whoever may see it.
-pub(crate) fn load_offer(conn: &Connection, id: i64) -> rusqlite::Result<Option<Offer>> {
-    conn.prepare_cached(&format!(
-        "SELECT o.id, o.owner_id, m.name, o.kind, o.category, o.title, o.description, o.condition,
-                o.availability, o.available, o.hidden, o.has_photo, {STATUS_SQL}, o.created_at,
-                m.in_file = 1 AND m.disabled = 0
-         FROM offers o JOIN members m ON m.id = o.owner_id WHERE o.id = ?1"
-    ))?
-    .query_row([id], |r| {
-        Ok(Offer {
-            id: r.get(0)?,
-            owner_id: r.get(1)?,
-            owner: r.get(2)?,
-            kind: r.get(3)?,
-            category: r.get(4)?,
-            title: r.get(5)?,
-            description: r.get(6)?,
-            condition: r.get(7)?,
-            availability: r.get(8)?,
-            available: r.get(9)?,
-            hidden: r.get(10)?,
-            has_photo: r.get(11)?,
-            status: r.get(12)?,
-            created_at: r.get(13)?,
-            owner_active: r.get(14)?,
-        })
-    })
-    .optional()
-}
-
-/// Whether `offer` may be shown to `admin`-or-not viewers: hidden offers
-/// and those of disabled members are for admins only.
-pub(crate) fn visible(offer: &Offer, admin: bool) -> bool {
-    admin || (!offer.hidden && offer.owner_active)
 }
 
 /// Whether `me` may see `offer`: anyone a visible one, its owner and the
