@@ -66,6 +66,46 @@ impl ListCache {
     }
 }
 
+/// Values computed from the database, valid for one generation of the
+/// board (see [`ListCache::generation`]), at most `capacity` of them.
+#[derive(Debug)]
+pub struct Memo<K, V> {
+    capacity: usize,
+    stored: Mutex<(u64, HashMap<K, V>)>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    /// An empty memo that keeps at most `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            stored: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// The value for `key` if it was computed in `generation`.
+    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
+        let stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        if stored.0 != generation {
+            return None;
+        }
+        stored.1.get(key).cloned()
+    }
+
+    /// Stores a value computed from data read in `generation`; values of
+    /// an older generation are dropped, one of a newer is kept out.
+    pub fn put(&self, key: K, generation: u64, value: V) {
+        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        if generation < stored.0 {
+            return;
+        }
+        if generation > stored.0 || stored.1.len() >= self.capacity {
+            *stored = (generation, HashMap::new());
+        }
+        stored.1.insert(key, value);
+    }
+}
+
 /// Signed-in sessions by token hash, with their expiry, so a page view
 /// needs no database query to know who is asking.
 #[derive(Debug)]
@@ -130,6 +170,20 @@ mod tests {
         assert_eq!(c.get(&[1], 100), None);
         c.clear();
         assert_eq!(c.get(&[1], 0), None);
+    }
+
+    #[test]
+    fn a_memo_forgets_values_of_older_generations() {
+        let m = Memo::new(2);
+        m.put(1, 5, "a");
+        assert_eq!(m.get(&1, 5), Some("a"));
+        assert_eq!(m.get(&1, 6), None, "the board changed since");
+        m.put(1, 4, "old");
+        assert_eq!(m.get(&1, 5), Some("a"), "a value read before is not stored");
+        m.put(2, 5, "b");
+        m.put(3, 5, "c");
+        assert_eq!(m.get(&1, 5), None, "past its capacity it starts afresh");
+        assert_eq!(m.get(&3, 5), Some("c"));
     }
 
     #[test]

@@ -41,6 +41,10 @@ use pages::Pages;
 /// default) they hold some tens of megabytes at most.
 const UPLOADS_AT_ONCE: usize = 3;
 
+/// Photos kept in memory, each at most 256 KiB (`PHOTO_KEPT_SIZE` in
+/// `routes/offers.rs`): 8 MB.
+const PHOTOS_KEPT: usize = 32;
+
 /// What every request and the background task share.
 pub struct Shared {
     config: Config,
@@ -56,6 +60,11 @@ pub struct Shared {
     mail_waiting: Notify,
     /// Rendered offer lists, until the next change.
     lists: cache::ListCache,
+    /// Offers and their requests as the offer page shows them, by id and
+    /// day, until the next change.
+    offer_pages: cache::Memo<(i64, String), Arc<routes::OfferData>>,
+    /// Small photos, by offer id, until the next change.
+    photos: cache::Memo<i64, (axum::http::HeaderValue, axum::body::Bytes)>,
     /// Who each session is, until the next change.
     sessions: cache::SessionCache<routes::Member>,
     /// Password checks running at once: each takes megabytes and tens of
@@ -97,6 +106,8 @@ impl Board {
                 throttle: Throttle::default(),
                 mail_waiting: Notify::new(),
                 lists: cache::ListCache::default(),
+                offer_pages: cache::Memo::new(1_024),
+                photos: cache::Memo::new(PHOTOS_KEPT),
                 sessions: cache::SessionCache::default(),
                 password_checks: tokio::sync::Semaphore::new(2),
                 uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),

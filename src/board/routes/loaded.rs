@@ -74,8 +74,16 @@ pub(crate) fn visible(offer: &Offer, admin: bool) -> bool {
 /// States in which a request still holds a place.
 const ACTIVE: &[&str] = &["requested", "waiting", "accepted", "lent", "agreed"];
 
+/// An offer and all its requests, as read for its owner: what the offer
+/// page shows anyone, after keeping the viewer's own requests.
+#[derive(Debug)]
+pub(crate) struct OfferData {
+    pub offer: Offer,
+    pub rows: Vec<RequestRow>,
+}
+
 /// A request as pages show it, with what the viewer may do to it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct RequestRow {
     pub id: i64,
     pub offer_id: i64,
@@ -96,7 +104,7 @@ pub(crate) struct RequestRow {
 }
 
 /// A button on a request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct Action {
     name: &'static str,
     label: String,
@@ -150,13 +158,13 @@ pub(crate) fn rows(
         let requester_id: String = r.get(4)?;
         let owner_id: String = r.get(12)?;
         let due_date: Option<String> = r.get(9)?;
-        let actions = allowed(&kind, &state, owner_id == viewer, requester_id == viewer)
-            .into_iter()
-            .map(|name| Action {
-                name,
-                label: shared.texts.get(&format!("action_{name}")).to_string(),
-            })
-            .collect();
+        let actions = actions(
+            &kind,
+            &state,
+            owner_id == viewer,
+            requester_id == viewer,
+            shared,
+        );
         Ok(RequestRow {
             id: r.get(0)?,
             offer_id: r.get(1)?,
@@ -179,19 +187,50 @@ pub(crate) fn rows(
     found.collect()
 }
 
-/// The requests an offer's page shows: all of them to the owner, their
-/// own to anyone else.
-pub(crate) fn requests_for_offer(
-    conn: &Connection,
-    offer: &Offer,
-    viewer: &str,
+/// The buttons the owner (`owner`) or the requester sees on a request.
+pub(crate) fn actions(
+    kind: &str,
+    state: &str,
+    owner: bool,
+    requester: bool,
     shared: &Shared,
-) -> rusqlite::Result<Vec<RequestRow>> {
-    let all = rows(conn, "r.offer_id = ?1", &offer.id, viewer, shared)?;
-    Ok(all
+) -> Vec<Action> {
+    allowed(kind, state, owner, requester)
         .into_iter()
-        .filter(|r| offer.owner_id == viewer || r.requester_id == viewer)
-        .collect())
+        .map(|name| Action {
+            name,
+            label: shared.texts.get(&format!("action_{name}")).to_string(),
+        })
+        .collect()
+}
+
+/// An offer and every request for it, with the owner's buttons.
+pub(crate) fn offer_data(
+    conn: &Connection,
+    id: i64,
+    shared: &Shared,
+) -> rusqlite::Result<Option<OfferData>> {
+    let Some(offer) = load_offer(conn, id)? else {
+        return Ok(None);
+    };
+    let rows = rows(conn, "r.offer_id = ?1", &offer.id, &offer.owner_id, shared)?;
+    Ok(Some(OfferData { offer, rows }))
+}
+
+impl OfferData {
+    /// The requests the offer page shows `viewer`, with their buttons:
+    /// all of them to the owner, their own to anyone else.
+    pub(crate) fn rows_for(&self, viewer: &str, shared: &Shared) -> Vec<RequestRow> {
+        let owner = self.offer.owner_id == viewer;
+        self.rows
+            .iter()
+            .filter(|r| owner || r.requester_id == viewer)
+            .map(|r| RequestRow {
+                actions: actions(&r.kind, &r.state, owner, r.requester_id == viewer, shared),
+                ..r.clone()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

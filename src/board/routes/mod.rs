@@ -3,6 +3,8 @@
 
 mod admin;
 mod loaded;
+
+pub(crate) use loaded::OfferData;
 mod offers;
 mod requests;
 mod session;

@@ -2,6 +2,7 @@
 //! page, publishing an offer with its photo, and availability.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
@@ -10,7 +11,7 @@ use axum::response::IntoResponse as _;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
-use super::loaded::{Offer, RequestRow, STATUS_SQL, load_offer, requests_for_offer, visible};
+use super::loaded::{Offer, OfferData, RequestRow, STATUS_SQL, offer_data, visible};
 use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::cache::Cached;
 
@@ -372,6 +373,25 @@ pub(crate) async fn create(
     Ok(see_other(&format!("/offers/{id}?notice=offer_created")))
 }
 
+/// An offer and its requests, from the cache when nothing changed since
+/// they were read (and the day is the same: rows say what is overdue).
+fn cached_offer(state: &AppState, id: i64) -> Result<Option<Arc<OfferData>>, Failure> {
+    let key = (id, state.clock.today().to_string());
+    let generation = state.lists.generation();
+    if let Some(data) = state.offer_pages.get(&key, generation) {
+        return Ok(Some(data));
+    }
+    let shared = state.clone();
+    // Two indexed queries of some tens of microseconds: on this thread,
+    // like the lists (see `Db::read`).
+    let Some(data) = state.db.read(move |c| Ok(offer_data(c, id, &shared)?))? else {
+        return Ok(None);
+    };
+    let data = Arc::new(data);
+    state.offer_pages.put(key, generation, data.clone());
+    Ok(Some(data))
+}
+
 /// Whether `me` may see `offer`: anyone a visible one, its owner and the
 /// admins a hidden one too.
 fn may_see(offer: &Offer, me: &super::Member) -> bool {
@@ -384,17 +404,11 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
-    let (viewer_id, labels) = (me.id.clone(), state.clone());
-    // Two indexed queries of some tens of microseconds: on this thread,
-    // like the lists (see `Db::read`).
-    let (offer, rows) = state.db.read(move |c| {
-        let Some(offer) = load_offer(c, id)? else {
-            return Ok((None, Vec::new()));
-        };
-        let rows = requests_for_offer(c, &offer, &viewer_id, &labels)?;
-        Ok((Some(offer), rows))
-    })?;
-    let offer = offer.filter(|o| may_see(o, &me)).ok_or(Failure::NotFound)?;
+    let data = cached_offer(&state, id)?
+        .filter(|d| may_see(&d.offer, &me))
+        .ok_or(Failure::NotFound)?;
+    let rows = data.rows_for(&me.id, &state);
+    let offer = &data.offer;
     let mine = offer.owner_id == me.id;
     let asked = rows
         .iter()
@@ -453,9 +467,14 @@ pub(crate) async fn availability(
 /// How much of a photo is read from the database at a time.
 const PHOTO_CHUNK: usize = 64 * 1024;
 
-/// An offer's photo, for signed-in members only. It is streamed from the
-/// database a chunk at a time, as fast as the client takes it (`SQLite`'s
-/// incremental blob reads), so a crowd fetching a large photo holds a
+/// Photos up to this size are kept in memory once served (a few dozen at
+/// most, see `PHOTOS_KEPT`): most boards' photos are this small, and a
+/// kept photo is sent without touching the database or copying it.
+pub(crate) const PHOTO_KEPT_SIZE: usize = 256 * 1024;
+
+/// An offer's photo, for signed-in members only. A large one is streamed
+/// from the database a chunk at a time, as fast as the client takes it
+/// (`SQLite`'s incremental blob reads), so a crowd fetching it holds a
 /// chunk each in memory, not the photo each.
 pub(crate) async fn photo(
     State(state): State<AppState>,
@@ -463,13 +482,25 @@ pub(crate) async fn photo(
     Path(id): Path<i64>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
+    let data = cached_offer(&state, id)?
+        .filter(|d| may_see(&d.offer, &me) && d.offer.has_photo)
+        .ok_or(Failure::NotFound)?;
+    drop(data);
+    let headers = |kind: HeaderValue, len: usize| {
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=86400"),
+            ),
+        ]
+    };
+    let generation = state.lists.generation();
+    if let Some((kind, bytes)) = state.photos.get(&id, generation) {
+        return Ok((headers(kind, bytes.len()), bytes).into_response());
+    }
     let found = state.db.read(move |c| {
-        let Some(offer) = load_offer(c, id)? else {
-            return Ok(None);
-        };
-        if !may_see(&offer, &me) {
-            return Ok(None);
-        }
         Ok(
             c.prepare_cached("SELECT content_type, length(data) FROM photos WHERE offer_id = ?1")?
                 .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -479,6 +510,13 @@ pub(crate) async fn photo(
     let (kind, len) = found.ok_or(Failure::NotFound)?;
     let len = usize::try_from(len).map_err(|e| Failure::Internal(e.into()))?;
     let kind = HeaderValue::from_str(&kind).map_err(|e| Failure::Internal(e.into()))?;
+    if len <= PHOTO_KEPT_SIZE {
+        let bytes = axum::body::Bytes::from(state.db.read(|c| read_photo(c, id, 0, len))?);
+        state
+            .photos
+            .put(id, generation, (kind.clone(), bytes.clone()));
+        return Ok((headers(kind, len), bytes).into_response());
+    }
     let db = state.db.clone();
     let chunks = futures_util::stream::unfold(0, move |offset| {
         let db = db.clone();
@@ -489,13 +527,7 @@ pub(crate) async fn photo(
             let size = PHOTO_CHUNK.min(len - offset);
             // Photos never change once published (`photos.offer_id` is the
             // row id), so chunks read apart still make one photo.
-            let chunk = db.read(|c| {
-                let blob = c.blob_open(rusqlite::MAIN_DB, "photos", "data", id, true)?;
-                let mut buf = vec![0; size];
-                blob.read_at_exact(&mut buf, offset)?;
-                Ok(buf)
-            });
-            Some(match chunk {
+            Some(match db.read(|c| read_photo(c, id, offset, size)) {
                 Ok(buf) => (Ok(axum::body::Bytes::from(buf)), offset + size),
                 // The client sees a cut-short answer; the log says why.
                 Err(err) => {
@@ -508,18 +540,15 @@ pub(crate) async fn photo(
             })
         }
     });
-    Ok((
-        [
-            (header::CONTENT_TYPE, kind),
-            (header::CONTENT_LENGTH, HeaderValue::from(len)),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=86400"),
-            ),
-        ],
-        axum::body::Body::from_stream(chunks),
-    )
-        .into_response())
+    Ok((headers(kind, len), axum::body::Body::from_stream(chunks)).into_response())
+}
+
+/// `size` bytes of offer `id`'s photo from `offset` on.
+fn read_photo(c: &Connection, id: i64, offset: usize, size: usize) -> anyhow::Result<Vec<u8>> {
+    let blob = c.blob_open(rusqlite::MAIN_DB, "photos", "data", id, true)?;
+    let mut buf = vec![0; size];
+    blob.read_at_exact(&mut buf, offset)?;
+    Ok(buf)
 }
 
 #[cfg(test)]
