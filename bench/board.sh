@@ -68,11 +68,16 @@ publish() {
 offer=$(publish "$PHOTO_KB")
 [ -n "$offer" ] || { echo "publishing the photo offer failed" >&2; exit 1; }
 
-# Each page under test must be the real page, not a sign-in form.
-curl -fs -H "Cookie: $cookie" "$URL/" | grep -q 'class="card"'
-curl -fs -H "Cookie: $cookie" "$URL/offers" | grep -q 'class="card"'
-curl -fs -H "Cookie: $cookie" "$URL/offers/$offer" | grep -q 'Perceuse'
-curl -fs -H "Cookie: $cookie" "$URL/offers?q=perceuse" | grep -q 'class="card"'
+# Each page under test must be the real page, not a sign-in form. (Read
+# whole before grep: `curl | grep -q` fails curl when grep stops early.)
+shows() {
+  curl -fs -H "Cookie: $cookie" -o "$work/page" "$URL$1"
+  grep -q "$2" "$work/page" || { echo "GET $1 does not show $2" >&2; exit 1; }
+}
+shows / 'class="card"'
+shows /offers 'class="card"'
+shows "/offers/$offer" 'Perceuse'
+shows "/offers?q=perceuse" 'class="card"'
 curl -fs -H "Cookie: $cookie" -o /dev/null "$URL/photos/$offer"
 
 rss() { awk -v k="$1:" '$1 == k { printf "%.1f MB", $2 / 1024 }' "/proc/$server/status"; }

@@ -465,7 +465,7 @@ pub(crate) async fn availability(
 }
 
 /// How much of a photo is read from the database at a time.
-const PHOTO_CHUNK: usize = 64 * 1024;
+const PHOTO_CHUNK: usize = 32 * 1024;
 
 /// Photos up to this size are kept in memory once served (a few dozen at
 /// most, see `PHOTOS_KEPT`): most boards' photos are this small, and a
