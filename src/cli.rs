@@ -493,6 +493,31 @@ pub struct BoardServeArgs {
     /// The members file (JSON) rendered from the manifest; synced at every start.
     #[arg(long, env = "VOISIN_BOARD_MEMBERS_FILE", value_name = "FILE")]
     pub members_file: Option<PathBuf>,
+
+    /// The reverse proxy in front of the board: addresses or subnets, like
+    /// `10.213.7.0/24`, comma-separated. Only a peer in them may say who
+    /// the client is (`X-Forwarded-For`); by default no peer may.
+    #[arg(
+        long,
+        env = "VOISIN_BOARD_TRUSTED_PROXY",
+        default_value = "",
+        value_name = "SUBNETS"
+    )]
+    pub trusted_proxy: String,
+
+    /// How long a client may take to send a request's headers, and between
+    /// two reads of its body, like `15s`; slower clients are cut off.
+    #[arg(long, env = "VOISIN_BOARD_READ_TIMEOUT", default_value = "15s")]
+    pub read_timeout: String,
+
+    /// Connections one client address may hold open at once (the trusted
+    /// proxy is not counted).
+    #[arg(
+        long,
+        env = "VOISIN_BOARD_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 32
+    )]
+    pub max_connections_per_client: usize,
 }
 
 /// Arguments of `voisin board backup`.

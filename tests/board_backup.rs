@@ -73,6 +73,110 @@ fn a_snapshot_taken_during_writes_is_complete_and_valid() {
     assert!(counts.windows(2).all(|w| w[0] <= w[1]));
 }
 
+/// Fills a board database to about 100 MB with photos.
+fn hundred_megabytes(dir: &std::path::Path) -> std::path::PathBuf {
+    let db = seeded(dir);
+    Board::open(Config::new(db.clone()), Arc::new(SystemClock)).unwrap();
+    let mut conn = Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for i in 0..100 {
+        tx.execute(
+            "INSERT INTO photos (offer_id, content_type, data) VALUES (?1, 'image/png', randomblob(1000000))",
+            [i + 1],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    assert!(std::fs::metadata(&db).unwrap().len() > 100_000_000);
+    db
+}
+
+#[test]
+fn a_backup_of_a_100_mb_database_finishes_under_ten_writes_a_second_and_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hundred_megabytes(dir.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    // Each write is one transaction adding an offer and its mail: a copy
+    // that holds one without the other mixes two moments.
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut conn = Connection::open(&db).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let tx = conn.transaction().unwrap();
+                tx.execute(
+                    "INSERT INTO offers (owner_id, kind, category, title, created_at) VALUES ('seed', 'item', 'books', ?1, 0)",
+                    [format!("during backup {n}")],
+                )
+                .unwrap();
+                tx.execute(
+                    "INSERT INTO mail_queue (recipient, subject, body, created_at, next_attempt_at) VALUES ('a@b.c', ?1, '', 0, 0)",
+                    [format!("during backup {n}")],
+                )
+                .unwrap();
+                tx.commit().unwrap();
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = dir.path().join("snapshot.sqlite");
+    let (done, finished) = std::sync::mpsc::channel();
+    {
+        let (db, out) = (db.clone(), out.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let result = voisin::board::backup::snapshot(&db, &out);
+            let _ = done.send((result, started.elapsed()));
+        });
+    }
+    // About a second on this machine; a minute means it never finishes.
+    let outcome = finished.recv_timeout(std::time::Duration::from_mins(1));
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    let (result, took) = outcome.expect("the backup finishes while writes go on");
+    result.unwrap();
+    assert!(written >= 3, "writes went on during the backup ({written})");
+    eprintln!("backup of 100 MB under 10 writes/s took {took:?}");
+    let snap = Connection::open(&out).unwrap();
+    let check: String = snap
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let count = |sql: &str| -> i64 { snap.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM photos"), 100);
+    let offers = count("SELECT count(*) FROM offers WHERE title LIKE 'during backup%'");
+    let mails = count("SELECT count(*) FROM mail_queue WHERE subject LIKE 'during backup%'");
+    assert!(offers >= 2, "writes before the backup began are in it");
+    assert_eq!(offers, mails, "the copy is one moment's state");
+    let journal: String = snap
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "delete", "the copy is one file");
+}
+
+#[cfg(unix)]
+#[test]
+fn snapshots_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = seeded(dir.path());
+    let out = dir.path().join("snap.sqlite");
+    voisin::board::backup::snapshot(&db, &out).unwrap();
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "members' addresses and hashes stay private"
+    );
+}
+
 #[test]
 fn the_backup_command_writes_a_database_to_standard_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +239,37 @@ fn restore_brings_back_a_snapshot_and_refuses_anything_else() {
     assert!(
         !out.status.success(),
         "a foreign file never replaces the data"
+    );
+
+    // A valid SQLite database that is not a board's: restoring it would
+    // wipe the board.
+    let other = dir.path().join("other.sqlite");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE members (x); CREATE TABLE offers (y); CREATE TABLE requests (z);
+             INSERT INTO offers VALUES (1);",
+        )
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_voisin"))
+        .args(["board", "restore", "--database"])
+        .arg(&db)
+        .arg("--in")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "another program's database is refused"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a lending board database"), "{stderr}");
+    assert!(
+        Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM members", [], |r| r.get::<_, i64>(0))
+            .is_ok(),
+        "the board's data is untouched"
     );
 
     let out = Command::new(env!("CARGO_BIN_EXE_voisin"))

@@ -1,5 +1,6 @@
 //! Who is asking: random tokens for sessions, sign-in links and CSRF,
-//! password checks, cookies, and the sign-in rate limiter.
+//! password checks, cookies, the link rate limiter and the password
+//! throttle.
 //!
 //! Tokens are stored only as SHA-256 hashes, so a copy of the database (a
 //! backup) cannot be used to sign in. Every random byte comes from the
@@ -107,8 +108,8 @@ impl CookieNames {
     }
 }
 
-/// Counts attempts per key in a sliding window, in memory: sign-in attempts
-/// per client address and per account, link mails per address.
+/// Counts attempts per key in a sliding window, in memory: sign-in link
+/// mails per address and per client.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     hits: Mutex<HashMap<String, VecDeque<i64>>>,
@@ -133,10 +134,54 @@ impl RateLimiter {
         q.push_back(now);
         true
     }
+}
 
-    /// Forgets the attempts for `key` (after a successful sign-in).
-    pub fn clear(&self, key: &str) {
-        self.hits
+/// Failed attempts per key, each making the next attempt wait longer:
+/// the first few are free, then the wait doubles up to a cap. Instead of
+/// locking an account (which lets anyone lock a neighbour out), guessing
+/// becomes slow. Only failures count; a key is forgotten once it has been
+/// quiet for [`Throttle::FORGET`] seconds.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Throttle {
+    /// Quiet seconds after which a key's failures are forgotten.
+    pub const FORGET: i64 = 15 * 60;
+
+    /// How many seconds `key` must still wait at `now` before another
+    /// attempt, given `free` failures without a wait and a wait of at most
+    /// `cap` seconds; `None` when it may try now.
+    pub fn wait(&self, key: &str, free: u32, cap: i64, now: i64) -> Option<i64> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let &(count, last) = failures.get(key)?;
+        if count < free || now - last >= Self::FORGET {
+            return None;
+        }
+        let delay = 1_i64.checked_shl(count - free).unwrap_or(i64::MAX).min(cap);
+        let left = last + delay - now;
+        (left > 0).then_some(left)
+    }
+
+    /// Records a failed attempt for `key` at `now`.
+    pub fn fail(&self, key: &str, now: i64) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        // Forget quiet keys now and then, so the map cannot grow without end.
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, last)| now - *last < Self::FORGET);
+        }
+        let entry = failures.entry(key.to_string()).or_insert((0, now));
+        if now - entry.1 >= Self::FORGET {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+    }
+
+    /// Forgets `key`'s failures (its owner proved who they are).
+    pub fn forget(&self, key: &str) {
+        self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
@@ -147,6 +192,32 @@ impl RateLimiter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_waits_longer_after_each_failure_up_to_its_cap() {
+        let t = Throttle::default();
+        for _ in 0..3 {
+            assert_eq!(t.wait("k", 3, 30, 100), None);
+            t.fail("k", 100);
+        }
+        t.fail("k", 100);
+        assert_eq!(t.wait("k", 3, 30, 100), Some(2), "fourth failure: 2 s");
+        assert_eq!(t.wait("k", 3, 30, 102), None);
+        for _ in 0..20 {
+            t.fail("k", 200);
+        }
+        assert_eq!(t.wait("k", 3, 30, 200), Some(30), "never more than the cap");
+        assert_eq!(t.wait("other", 3, 30, 200), None);
+        t.forget("k");
+        assert_eq!(t.wait("k", 3, 30, 200), None);
+        t.fail("k", 0);
+        t.fail("k", Throttle::FORGET + 1);
+        assert_eq!(
+            t.wait("k", 1, 30, Throttle::FORGET + 1),
+            Some(1),
+            "a quiet key starts afresh"
+        );
+    }
 
     #[test]
     fn limiter_refuses_past_the_limit_and_forgets_after_the_window() {

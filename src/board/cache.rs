@@ -25,6 +25,8 @@ pub struct Cached {
     pub html: Arc<str>,
     /// Whether there are more offers after this page.
     pub more: bool,
+    /// Whether the list has no offer at all.
+    pub empty: bool,
 }
 
 impl ListCache {
@@ -61,6 +63,46 @@ impl ListCache {
         if generation == self.generation() {
             lists.1.insert(key, list);
         }
+    }
+}
+
+/// Values computed from the database, valid for one generation of the
+/// board (see [`ListCache::generation`]), at most `capacity` of them.
+#[derive(Debug)]
+pub struct Memo<K, V> {
+    capacity: usize,
+    stored: Mutex<(u64, HashMap<K, V>)>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    /// An empty memo that keeps at most `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            stored: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// The value for `key` if it was computed in `generation`.
+    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
+        let stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        if stored.0 != generation {
+            return None;
+        }
+        stored.1.get(key).cloned()
+    }
+
+    /// Stores a value computed from data read in `generation`; values of
+    /// an older generation are dropped, one of a newer is kept out.
+    pub fn put(&self, key: K, generation: u64, value: V) {
+        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        if generation < stored.0 {
+            return;
+        }
+        if generation > stored.0 || stored.1.len() >= self.capacity {
+            *stored = (generation, HashMap::new());
+        }
+        stored.1.insert(key, value);
     }
 }
 
@@ -116,6 +158,7 @@ mod tests {
         Cached {
             html: text.into(),
             more: false,
+            empty: false,
         }
     }
 
@@ -127,6 +170,20 @@ mod tests {
         assert_eq!(c.get(&[1], 100), None);
         c.clear();
         assert_eq!(c.get(&[1], 0), None);
+    }
+
+    #[test]
+    fn a_memo_forgets_values_of_older_generations() {
+        let m = Memo::new(2);
+        m.put(1, 5, "a");
+        assert_eq!(m.get(&1, 5), Some("a"));
+        assert_eq!(m.get(&1, 6), None, "the board changed since");
+        m.put(1, 4, "old");
+        assert_eq!(m.get(&1, 5), Some("a"), "a value read before is not stored");
+        m.put(2, 5, "b");
+        m.put(3, 5, "c");
+        assert_eq!(m.get(&1, 5), None, "past its capacity it starts afresh");
+        assert_eq!(m.get(&3, 5), Some("c"));
     }
 
     #[test]

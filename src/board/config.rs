@@ -3,7 +3,7 @@
 //! starts, so a bad setting stops the board at once with a clear message.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,6 +40,77 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// The members file synced at start.
     pub members_file: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` names the client: the proxy voisin
+    /// deploys. Empty: the peer is the client.
+    pub trusted_proxies: Vec<Subnet>,
+    /// How long a client may take to send a request's headers, and
+    /// between two reads of its body.
+    pub read_timeout: Duration,
+    /// How long a client may take to send a whole request body.
+    pub body_deadline: Duration,
+    /// Connections one client address may hold open (the trusted proxy
+    /// is not counted).
+    pub max_connections_per_client: usize,
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+}
+
+/// An address range, like `10.213.7.0/24`; a bare address is a range of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Subnet {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.parse().with_context(|| {
+            format!("`{text}` is not an address or subnet (hint: write it like `10.213.7.0/24`)")
+        })?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .with_context(|| format!("`{text}` has a bad prefix length (hint: 0 to {bits})"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+
+    /// Whether `addr` lies in the range.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        // An IPv4 peer may reach a dual-stack socket as `::ffff:a.b.c.d`.
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        let keep = |bits: u32, total: u32| -> u128 {
+            if bits == 0 {
+                0
+            } else {
+                (u128::MAX << (total - bits)) & (u128::MAX >> (128 - total))
+            }
+        };
+        match (self.network, addr) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = keep(u32::from(self.prefix), 32);
+                u128::from(u32::from(n)) & mask == u128::from(u32::from(a)) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = keep(u32::from(self.prefix), 128);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Languages the board speaks.
@@ -129,6 +200,11 @@ impl Config {
             photo_max_size: 5_000_000,
             smtp: None,
             members_file: None,
+            trusted_proxies: Vec::new(),
+            read_timeout: Duration::from_secs(15),
+            body_deadline: Duration::from_mins(2),
+            max_connections_per_client: 32,
+            max_connections: 1_024,
         }
     }
 
@@ -170,6 +246,18 @@ impl Config {
                 .map_err(|e| unit("photo max size", e))?,
             smtp,
             members_file: args.members_file.clone(),
+            trusted_proxies: args
+                .trusted_proxy
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(Subnet::parse)
+                .collect::<anyhow::Result<_>>()
+                .context("the trusted proxy setting")?,
+            read_timeout: parse_duration(&args.read_timeout)
+                .map_err(|e| unit("read timeout", e))?,
+            body_deadline: Duration::from_mins(2),
+            max_connections_per_client: args.max_connections_per_client.max(1),
+            max_connections: 1_024,
         })
     }
 
@@ -254,6 +342,30 @@ mod tests {
     fn secrets_never_show_in_debug_output() {
         let s = Secret::new("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn subnets_contain_their_addresses_only() {
+        let net = Subnet::parse("10.213.7.0/24").unwrap();
+        assert!(net.contains("10.213.7.200".parse().unwrap()));
+        assert!(net.contains("::ffff:10.213.7.3".parse().unwrap()));
+        assert!(!net.contains("10.213.8.1".parse().unwrap()));
+        assert!(!net.contains("fd00::1".parse().unwrap()));
+        let one = Subnet::parse("172.18.0.2").unwrap();
+        assert!(one.contains("172.18.0.2".parse().unwrap()));
+        assert!(!one.contains("172.18.0.3".parse().unwrap()));
+        assert!(
+            Subnet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Subnet::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        assert!(Subnet::parse("10.0.0.0/33").is_err());
+        assert!(Subnet::parse("proxy").is_err());
     }
 
     #[test]

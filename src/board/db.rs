@@ -1,17 +1,27 @@
 //! The board's `SQLite` database: its schema, migrations, and a small pool of
 //! connections. `SQLite` calls block, so they run on tokio's blocking threads;
 //! a pool lets reads proceed in parallel (WAL mode) without reopening files.
+//!
+//! Every change goes through [`Db::write`]: `SQLite` takes one writer at a
+//! time, and a transaction that reads before it writes cannot take the
+//! write lock once another writer has committed since its read
+//! (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out). So writers in
+//! this process take turns on an async lock, each runs in an `IMMEDIATE`
+//! transaction (the write lock from its first statement), and a writer
+//! from another process (a restore) is waited for and retried. Members
+//! wait a little under a crowd; they never see "database is locked".
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, anyhow};
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use tokio::sync::Semaphore;
 
 /// The schema, one migration per entry; `PRAGMA user_version` records how
 /// many have run. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE members (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -108,7 +118,14 @@ CREATE TABLE mail_queue (
     last_error TEXT
 );
 CREATE INDEX mail_pending ON mail_queue(next_attempt_at) WHERE sent_at IS NULL;
-"];
+",
+    r"
+-- what the account page shows of a member's sessions
+ALTER TABLE sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN agent TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_member ON sessions(member_id);
+",
+];
 
 /// A pool of connections to the board's database.
 #[derive(Clone)]
@@ -120,7 +137,12 @@ struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    /// Held by the one writer of this process at a time.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a write keeps trying while another process holds the lock.
+const WRITE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Db {
     /// Opens (creating when missing) the database at `path`, brings its
@@ -133,6 +155,7 @@ impl Db {
                 path: path.to_path_buf(),
                 idle: Mutex::new(vec![first]),
                 permits: Semaphore::new(size.max(1)),
+                writer: Arc::new(tokio::sync::Mutex::new(())),
             }),
         })
     }
@@ -153,6 +176,55 @@ impl Db {
         tokio::task::spawn_blocking(move || db.blocking(work))
             .await
             .context("a database task panicked")?
+    }
+
+    /// Runs `work` in one `IMMEDIATE` transaction on a blocking thread,
+    /// after the writers before it, and commits when it returns `Ok`.
+    /// When `SQLite` reports the database busy or locked (another process
+    /// writes), the transaction is rolled back and `work` runs again, so it
+    /// must only touch the database.
+    pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Transaction<'_>) -> anyhow::Result<T> + Send + 'static,
+    {
+        let turn = self.inner.writer.clone().lock_owned().await;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = db.write_blocking(work);
+            drop(turn);
+            result
+        })
+        .await
+        .context("a database task panicked")?
+    }
+
+    /// [`Db::write`] on the calling thread, for code that is not async.
+    /// Only the async writers take turns on the lock: the two meet only
+    /// at start-up, where the busy timeout and the retries suffice.
+    pub fn write_blocking<T>(
+        &self,
+        mut work: impl FnMut(&Transaction<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let started = std::time::Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            let result = self.blocking(|conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = work(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            });
+            match result {
+                Err(err) if is_busy(&err) && started.elapsed() < WRITE_PATIENCE => {
+                    attempt += 1;
+                    // Back off a little more each time, up to a quarter second.
+                    let pause = 5 * u64::from(attempt.min(50));
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs a short read on the calling thread. The pages every member
@@ -192,6 +264,16 @@ impl Db {
     }
 }
 
+/// Whether `SQLite` refused for another connection's lock: worth another try.
+fn is_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(|code| matches!(code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+    })
+}
+
 /// How long delivered mails stay in the queue, for a look when someone
 /// says a mail never came.
 const KEEP_SENT_MAIL: i64 = 30 * 86_400;
@@ -220,6 +302,30 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Fails unless `conn` holds a lending board's database: a schema version
+/// this voisin knows, and the tables and columns the board reads.
+pub fn ensure_board_database(conn: &Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len())?;
+    anyhow::ensure!(
+        (1..=known).contains(&version),
+        "its schema version is {version}, and this voisin knows 1 to {known}"
+    );
+    for probe in [
+        "SELECT id, name, email, admin, password_hash, in_file, disabled FROM members",
+        "SELECT token_hash, member_id, expires_at FROM sessions",
+        "SELECT id, owner_id, kind, category, title, hidden, has_photo FROM offers",
+        "SELECT offer_id, content_type, data FROM photos",
+        "SELECT id, offer_id, requester_id, state, due_date FROM requests",
+        "SELECT id, recipient, subject, body, sent_at FROM mail_queue",
+        "SELECT rowid FROM offers_fts",
+    ] {
+        conn.prepare(&format!("{probe} LIMIT 0"))
+            .with_context(|| format!("it lacks what `{probe}` reads"))?;
+    }
+    Ok(())
 }
 
 /// Runs the migrations this database has not seen yet.

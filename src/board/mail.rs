@@ -89,7 +89,7 @@ pub async fn deliver_due(db: &Db, smtp: Option<&SmtpConfig>, now: i64) -> anyhow
         match outcome {
             Ok(()) => {
                 report.sent += 1;
-                db.call(move |c| {
+                db.write(move |c| {
                     c.execute(
                         "UPDATE mail_queue SET sent_at = ?2, last_error = NULL WHERE id = ?1",
                         params![id, now],
@@ -106,7 +106,7 @@ pub async fn deliver_due(db: &Db, smtp: Option<&SmtpConfig>, now: i64) -> anyhow
                 // credentials, so they are safe to keep and show.
                 let error = format!("{err:#}");
                 eprintln!("board: mail {id} not delivered (attempt {attempts}): {error}");
-                db.call(move |c| {
+                db.write(move |c| {
                     c.execute(
                         "UPDATE mail_queue SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
                         params![id, attempts, next, error],

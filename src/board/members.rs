@@ -64,9 +64,9 @@ pub struct SyncReport {
     pub disabled: usize,
 }
 
-/// Brings the members table in line with the file, in one transaction.
-pub fn sync(conn: &mut Connection, file: &MembersFile, now: i64) -> anyhow::Result<SyncReport> {
-    let tx = conn.transaction()?;
+/// Brings the members table in line with the file, in the caller's
+/// transaction.
+pub fn sync(tx: &Connection, file: &MembersFile, now: i64) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     for m in &file.members {
         let known: Option<Option<String>> = tx
@@ -118,7 +118,6 @@ pub fn sync(conn: &mut Connection, file: &MembersFile, now: i64) -> anyhow::Resu
         tx.execute("DELETE FROM sessions WHERE member_id = ?1", [id])?;
     }
     report.disabled = gone.len();
-    tx.commit()?;
     Ok(report)
 }
 

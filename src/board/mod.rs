@@ -20,6 +20,7 @@ mod pages;
 pub mod reminders;
 mod routes;
 pub mod seed;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +33,17 @@ pub use config::Config;
 pub use db::Db;
 pub use members::hash_password;
 
-use auth::{CookieNames, RateLimiter};
+use auth::{CookieNames, RateLimiter, Throttle};
 use i18n::Texts;
 use pages::Pages;
+
+/// Photo uploads read at once: with the largest photo allowed (5 MB by
+/// default) they hold some tens of megabytes at most.
+const UPLOADS_AT_ONCE: usize = 3;
+
+/// Photos kept in memory, each at most 256 KiB (`PHOTO_KEPT_SIZE` in
+/// `routes/offers.rs`): 8 MB.
+const PHOTOS_KEPT: usize = 32;
 
 /// What every request and the background task share.
 pub struct Shared {
@@ -44,16 +53,25 @@ pub struct Shared {
     pages: Pages,
     texts: Texts,
     limiter: RateLimiter,
+    /// Failed password checks, per account and per client.
+    throttle: Throttle,
     cookies: CookieNames,
     /// Wakes the mail task after a change, which may have queued mail.
     mail_waiting: Notify,
     /// Rendered offer lists, until the next change.
     lists: cache::ListCache,
+    /// Offers and their requests as the offer page shows them, by id and
+    /// day, until the next change.
+    offer_pages: cache::Memo<(i64, String), Arc<routes::OfferData>>,
+    /// Small photos, by offer id, until the next change.
+    photos: cache::Memo<i64, (axum::http::HeaderValue, axum::body::Bytes)>,
     /// Who each session is, until the next change.
     sessions: cache::SessionCache<routes::Member>,
     /// Password checks running at once: each takes megabytes and tens of
     /// milliseconds of CPU, so a burst of sign-ins queues instead.
     password_checks: tokio::sync::Semaphore,
+    /// Photo uploads read at once (each holds its photo in memory).
+    uploads: tokio::sync::Semaphore,
 }
 
 /// A lending board, ready to serve.
@@ -70,7 +88,7 @@ impl Board {
         if let Some(path) = &config.members_file {
             let file = members::MembersFile::load(path)?;
             let now = clock.now();
-            let report = db.blocking(|c| members::sync(c, &file, now))?;
+            let report = db.write_blocking(|tx| members::sync(tx, &file, now))?;
             eprintln!(
                 "board: members synced ({} in the file, {} new, {} disabled)",
                 file.members.len(),
@@ -85,10 +103,14 @@ impl Board {
                 texts,
                 cookies: CookieNames::new(config.secure_cookies),
                 limiter: RateLimiter::default(),
+                throttle: Throttle::default(),
                 mail_waiting: Notify::new(),
                 lists: cache::ListCache::default(),
+                offer_pages: cache::Memo::new(1_024),
+                photos: cache::Memo::new(PHOTOS_KEPT),
                 sessions: cache::SessionCache::default(),
                 password_checks: tokio::sync::Semaphore::new(2),
+                uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
                 config,
                 db,
                 clock,
@@ -99,6 +121,27 @@ impl Board {
     /// The HTTP routes.
     pub fn router(&self) -> axum::Router {
         routes::router(self.shared.clone())
+    }
+
+    /// Serves the board's routes on `listener` until `stop` resolves, with
+    /// the read timeouts and connection caps of its settings (the
+    /// background task is [`Board::background`]'s to start).
+    pub async fn serve_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        stop: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        server::run(listener, self.router(), &self.shared.config, stop).await
+    }
+
+    /// Every path that answers a GET, as the router registers them.
+    pub fn get_paths() -> Vec<&'static str> {
+        routes::get_paths()
+    }
+
+    /// Every path that takes a POST, as the router registers them.
+    pub fn post_paths() -> Vec<&'static str> {
+        routes::post_paths()
     }
 
     /// The database.
@@ -118,7 +161,7 @@ impl Board {
         let queued = self
             .shared
             .db
-            .call(move |c| reminders::queue_due(c, &shared))
+            .write(move |tx| reminders::queue_due(tx, &shared))
             .await?;
         Ok(queued)
     }
@@ -126,7 +169,7 @@ impl Board {
     /// Deletes expired sessions and links and old delivered mails.
     pub async fn tidy(&self) -> anyhow::Result<usize> {
         let now = self.shared.clock.now();
-        self.shared.db.call(move |c| db::tidy(c, now)).await
+        self.shared.db.write(move |tx| db::tidy(tx, now)).await
     }
 
     /// The background work, forever: reminders once a minute, mail as soon
@@ -192,11 +235,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{listen}`"))?;
     eprintln!("board: listening on http://{}", listener.local_addr()?);
     tokio::spawn(board.clone().background());
-    let app = board
-        .router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped())
+    board
+        .serve_on(listener, stopped())
         .await
         .context("the board's server stopped")
 }

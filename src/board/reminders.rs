@@ -9,11 +9,11 @@ use rusqlite::{Connection, params};
 use super::Shared;
 
 /// Queues the reminders due today; returns how many.
-pub(crate) fn queue_due(conn: &mut Connection, shared: &Shared) -> anyhow::Result<usize> {
+/// Runs in the caller's transaction.
+pub(crate) fn queue_due(tx: &Connection, shared: &Shared) -> anyhow::Result<usize> {
     let today = shared.clock.today();
     let soon = today + Days::new(u64::try_from(shared.config.reminder_days()).unwrap_or(0));
     let (today, soon) = (today.to_string(), soon.to_string());
-    let tx = conn.transaction()?;
     let mut queued = 0;
     // (which flag, which mail, which loans)
     let passes = [
@@ -51,7 +51,7 @@ pub(crate) fn queue_due(conn: &mut Connection, shared: &Shared) -> anyhow::Resul
                 ("link", link.as_str()),
             ];
             shared.queue_mail(
-                &tx,
+                tx,
                 &email,
                 &t.fill(&format!("{key}_subject"), &values),
                 &t.fill(&format!("{key}_body"), &values),
@@ -70,6 +70,5 @@ pub(crate) fn queue_due(conn: &mut Connection, shared: &Shared) -> anyhow::Resul
             queued += 1;
         }
     }
-    tx.commit()?;
     Ok(queued)
 }

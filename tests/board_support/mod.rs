@@ -100,6 +100,40 @@ impl TestBoard {
         self.router = self.board.router();
     }
 
+    /// The board's routes, to send requests from several tasks at once.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Adds `n` members without passwords, `m001` onwards, signed in
+    /// straight through the database (argon2 sign-ins would take minutes):
+    /// returns each one's cookie header, token included, and the token.
+    pub fn crowd(&mut self, n: usize) -> Vec<(String, String)> {
+        let mut json: serde_json::Value = serde_json::from_str(&members_json(&[])).unwrap();
+        let list = json["members"].as_array_mut().unwrap();
+        for i in 1..=n {
+            list.push(serde_json::json!({
+                "id": format!("m{i:03}"), "name": format!("Member {i}"),
+                "email": format!("m{i:03}@amis-quartier.org"),
+            }));
+        }
+        self.restart_with_members(&json.to_string());
+        let conn = rusqlite::Connection::open(&self.config.database).unwrap();
+        (1..=n)
+            .map(|i| {
+                let token = format!("session-of-member-{i:03}");
+                let hash = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).to_vec();
+                conn.execute(
+                    "INSERT INTO sessions (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![hash, format!("m{i:03}"), START + 86_400],
+                )
+                .unwrap();
+                let csrf = format!("csrf{i:03}");
+                (format!("voisin_session={token}; voisin_csrf={csrf}"), csrf)
+            })
+            .collect()
+    }
+
     /// Sends one request through the router.
     pub async fn send(&self, req: Request<Body>) -> Resp {
         let response = self.router.clone().oneshot(req).await.unwrap();
@@ -260,45 +294,33 @@ impl Client<'_> {
         r
     }
 
+    /// POSTs `fields` as `multipart/form-data`, in the given order, with
+    /// an optional photo last.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        photo: Option<&[u8]>,
+    ) -> Resp {
+        let (content_type, body) = multipart(fields, photo);
+        self.post_raw(path, &content_type, body).await
+    }
+
     /// Publishes an offer through the multipart form; returns the response.
+    /// The token comes first, as the form's hidden field does.
     pub async fn offer_with(
         &mut self,
         fields: &[(&str, &str)],
         photo: Option<&[u8]>,
         with_csrf: bool,
     ) -> Resp {
-        let boundary = "----voisintestboundary";
-        let mut body = Vec::new();
         let csrf = self.csrf().await;
-        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let mut all: Vec<(&str, &str)> = Vec::new();
         if with_csrf {
             all.push(("csrf", &csrf));
         }
-        for (k, v) in all {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        if let Some(photo) = photo {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(photo);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        self.post_raw(
-            "/offers",
-            &format!("multipart/form-data; boundary={boundary}"),
-            body,
-        )
-        .await
+        all.extend_from_slice(fields);
+        self.post_multipart("/offers", &all, photo).await
     }
 
     /// Publishes an item and returns its id.
@@ -336,4 +358,29 @@ pub fn png(len: usize) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.resize(len.max(8), 0);
     v
+}
+
+/// A `multipart/form-data` body of `fields` in order, then `photo`: the
+/// content type and the bytes.
+pub fn multipart(fields: &[(&str, &str)], photo: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "----voisintestboundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some(photo) = photo {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(photo);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

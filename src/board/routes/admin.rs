@@ -72,7 +72,7 @@ async fn set_hidden(state: AppState, viewer: &Viewer, id: i64, hidden: bool) -> 
     viewer.admin()?;
     let changed = state
         .db
-        .call(move |c| {
+        .write(move |c| {
             Ok(c.execute(
                 "UPDATE offers SET hidden = ?2 WHERE id = ?1",
                 params![id, hidden],
@@ -119,8 +119,7 @@ pub(crate) async fn member_action(
     }
     let changed = state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             let n = tx.execute(
                 "UPDATE members SET disabled = ?2 WHERE id = ?1",
                 params![id, disabled],
@@ -128,7 +127,6 @@ pub(crate) async fn member_action(
             if disabled {
                 tx.execute("DELETE FROM sessions WHERE member_id = ?1", [&id])?;
             }
-            tx.commit()?;
             Ok(n)
         })
         .await?;

@@ -2,27 +2,34 @@
 //! CSRF guard every form passes through, and how failures become pages.
 
 mod admin;
+mod loaded;
+
+pub(crate) use loaded::OfferData;
 mod offers;
 mod requests;
 mod session;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt as _;
 use rusqlite::OptionalExtension as _;
 use serde::Serialize;
 
 use super::Shared;
 use super::auth::{self, cookie, set_cookie};
+use super::config::Subnet;
 
 /// The state every handler shares.
 pub(crate) type AppState = Arc<Shared>;
@@ -33,36 +40,99 @@ pub(crate) fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.photo_max_size)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
-    Router::new()
-        .route("/", get(offers::front))
-        .route("/healthz", get(healthz))
-        .route("/style.css", get(style))
-        .route("/signin", get(session::page).post(session::password))
-        .route(
-            "/signin/link",
-            get(session::link_page).post(session::send_link),
-        )
-        .route("/signin/link/use", post(session::use_link))
-        .route("/signout", post(session::sign_out))
-        .route("/account", get(session::account))
-        .route("/account/password", post(session::change_password))
-        .route("/offers", get(offers::browse).post(offers::create))
-        .route("/offers/new", get(offers::new_form))
-        .route("/offers/{id}", get(offers::show))
-        .route("/offers/{id}/availability", post(offers::availability))
-        .route("/offers/{id}/hide", post(admin::hide_offer))
-        .route("/offers/{id}/unhide", post(admin::unhide_offer))
-        .route("/offers/{id}/request", post(requests::create))
-        .route("/photos/{id}", get(offers::photo))
-        .route("/requests", get(requests::history))
-        .route("/requests/{id}/{action}", post(requests::act))
-        .route("/admin", get(admin::page))
-        .route("/admin/members/{id}/{action}", post(admin::member_action))
+    table()
+        .router
         .layer(middleware::from_fn_with_state(state.clone(), csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), changes))
         .layer(middleware::from_fn_with_state(state.clone(), failure_pages))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// The paths that take a POST, as the router registers them (tests prove
+/// each one refuses a form without its CSRF token).
+pub(crate) fn post_paths() -> Vec<&'static str> {
+    table().posts
+}
+
+/// The paths that answer a GET, as the router registers them.
+pub(crate) fn get_paths() -> Vec<&'static str> {
+    table().gets
+}
+
+/// The routes, and which of them take a POST: every POST is registered
+/// through [`Routes::post`] or [`Routes::both`], so the list cannot miss one.
+fn table() -> Routes {
+    Routes::default()
+        .get("/", offers::front)
+        .get("/healthz", healthz)
+        .get("/style.css", style)
+        .both("/signin", session::page, session::password)
+        .both("/signin/link", session::link_page, session::send_link)
+        .post("/signin/link/use", session::use_link)
+        .post("/signout", session::sign_out)
+        .get("/account", session::account)
+        .post("/account/password", session::change_password)
+        .post("/account/sessions/{id}/end", session::end_session)
+        .both("/offers", offers::browse, offers::create)
+        .get("/offers/new", offers::new_form)
+        .get("/offers/{id}", offers::show)
+        .post("/offers/{id}/availability", offers::availability)
+        .post("/offers/{id}/hide", admin::hide_offer)
+        .post("/offers/{id}/unhide", admin::unhide_offer)
+        .post("/offers/{id}/request", requests::create)
+        .get("/photos/{id}", offers::photo)
+        .get("/requests", requests::history)
+        .post("/requests/{id}/{action}", requests::act)
+        .get("/admin", admin::page)
+        .post("/admin/members/{id}/{action}", admin::member_action)
+}
+
+/// A router being built, with the paths that take a POST.
+#[derive(Default)]
+struct Routes {
+    router: Router<AppState>,
+    gets: Vec<&'static str>,
+    posts: Vec<&'static str>,
+}
+
+impl Routes {
+    fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, get(handler));
+        self.gets.push(path);
+        self
+    }
+
+    fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, post(handler));
+        self.posts.push(path);
+        self
+    }
+
+    fn both<G, T, P, U>(mut self, path: &'static str, page: G, form: P) -> Self
+    where
+        G: Handler<T, AppState>,
+        P: Handler<U, AppState>,
+        T: 'static,
+        U: 'static,
+    {
+        self.router = self.router.route(path, get(page).post(form));
+        self.gets.push(path);
+        self.posts.push(path);
+        self
+    }
 }
 
 /// Why a request was refused. Handlers return it; [`failure_pages`] turns
@@ -81,8 +151,10 @@ pub(crate) enum Failure {
     Csrf,
     /// The upload is larger than allowed.
     TooLarge,
-    /// Too many attempts; try later.
-    RateLimited,
+    /// A form without a file is larger than any of the board's forms.
+    FormTooLarge,
+    /// Too many attempts; try again in this many seconds.
+    RateLimited(i64),
     /// Something broke on our side; logged, never shown in detail.
     Internal(anyhow::Error),
 }
@@ -100,7 +172,17 @@ impl IntoResponse for Failure {
             Self::Invalid(key) => (StatusCode::UNPROCESSABLE_ENTITY, key),
             Self::Csrf => (StatusCode::FORBIDDEN, "error_csrf"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_too_large"),
-            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "error_rate_limited"),
+            Self::FormTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error_form_too_large"),
+            Self::RateLimited(seconds) => {
+                let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                response
+                    .extensions_mut()
+                    .insert(FailureKey("error_rate_limited"));
+                return response;
+            }
             Self::Internal(err) => {
                 eprintln!("board: {err:#}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "error_internal")
@@ -127,21 +209,75 @@ impl From<rusqlite::Error> for Failure {
 /// What handlers return.
 pub(crate) type Outcome = Result<Response, Failure>;
 
-/// Renders failure responses (and axum's own 413) as pages.
+/// Renders failure responses as pages in the board's language: the
+/// handlers' own, and the bare ones axum gives for a path that matches no
+/// route, a body over the limit or a form it cannot read. Headers the
+/// failure set (like `Retry-After`) are kept.
 async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     let key = match response.extensions().get::<FailureKey>() {
         Some(FailureKey(key)) => *key,
-        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
-        None => return response,
+        None if is_html => return response,
+        None => match response.status() {
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => "error_not_found",
+            StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
+            StatusCode::TOO_MANY_REQUESTS => "error_rate_limited",
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY => "error_bad_request",
+            _ => return response,
+        },
     };
-    let status = response.status();
     let mut ctx = state.context(None, "");
     ctx.insert("message", state.texts.get(key));
-    match state.pages.render("message.html", &ctx) {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(_) => status.into_response(),
+    let Ok(html) = state.pages.render("message.html", &ctx) else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Body::from(html))
+}
+
+/// The policy every answer carries: everything from the board itself, no
+/// script at all (the pages need none), no plugins, no framing, forms that
+/// post only to the board.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every answer, pages, photos, errors and redirects
+/// alike, from the board itself: a local trial has no proxy to add them.
+/// A handler's own choice (the sign-in link page's stricter referrer
+/// policy) is kept.
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    let mut set = |name: header::HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "same-origin");
+    set(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if state.config.secure_cookies {
+        // Only over https: a browser keeps this for a year, and a trial on
+        // plain http would lock itself out.
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
     }
+    response
 }
 
 /// Every change to the board comes through a POST: once one is answered
@@ -162,47 +298,40 @@ async fn changes(State(state): State<AppState>, req: Request, next: Next) -> Res
 #[derive(Debug, Clone)]
 pub(crate) struct CsrfToken(pub String);
 
-/// Multipart forms are checked by their handler, which reads the body.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CsrfPending;
+/// Largest urlencoded form: the board's forms hold a few short fields and
+/// a message of at most 1,000 characters.
+const FORM_LIMIT: usize = 64 * 1024;
 
-/// Double-submit CSRF protection for every form: a random token lives in
-/// an `HttpOnly` cookie and in a hidden field of every form; a POST whose
-/// field does not match the cookie is refused. Together with `SameSite`
-/// cookies this stops other sites from posting on a member's behalf.
+/// How much of a multipart body is read before its first field must be
+/// whole: the token is the first field of every multipart form.
+const MULTIPART_HEAD: usize = 4 * 1024;
+
+/// Double-submit CSRF protection for every state-changing request, in this
+/// one place whatever the body's type: a random token lives in an
+/// `HttpOnly` cookie and in a hidden field of every form; a request whose
+/// field does not match the cookie is refused before any handler runs.
+/// Together with `SameSite` cookies this stops other sites from posting on
+/// a member's behalf.
+///
+/// An urlencoded body is read whole (it is small). A multipart body may
+/// carry a photo of megabytes, so it is not buffered: its first field must
+/// be the token (browsers send fields in the form's order, and the hidden
+/// field comes first), and only the first few kilobytes are read to find
+/// it, then handed on with the rest of the stream.
 async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let existing = cookie(req.headers(), &state.cookies.csrf).map(str::to_string);
     let fresh = existing.is_none();
     let token = existing.unwrap_or_else(auth::random_token);
-    if req.method() == Method::POST {
-        let kind = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if kind.starts_with("multipart/form-data") {
-            if fresh {
-                return Failure::Csrf.into_response();
-            }
-            req.extensions_mut().insert(CsrfPending);
-        } else if kind.starts_with("application/x-www-form-urlencoded") {
-            let (parts, body) = req.into_parts();
-            let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-                return Failure::TooLarge.into_response();
-            };
-            let fields: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-            let sent = fields
-                .iter()
-                .find(|(k, _)| k == "csrf")
-                .map(|(_, v)| v.as_str());
-            if fresh || !sent.is_some_and(|s| auth::same(s, &token)) {
-                return Failure::Csrf.into_response();
-            }
-            req = Request::from_parts(parts, Body::from(bytes));
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let checked = if fresh {
+            Err(Failure::Csrf)
         } else {
-            return Failure::Csrf.into_response();
+            check_form_token(req, &token).await
+        };
+        match checked {
+            Ok(passed) => req = passed,
+            Err(failure) => return failure.into_response(),
         }
     }
     req.extensions_mut().insert(CsrfToken(token.clone()));
@@ -221,6 +350,88 @@ async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next)
     response
 }
 
+/// Finds the `csrf` field of a form and compares it with `token`; gives
+/// the request back, its body whole, when they match.
+async fn check_form_token(req: Request, token: &str) -> Result<Request, Failure> {
+    let kind = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let essence = kind
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let (parts, body) = req.into_parts();
+    let (sent, body) = match essence.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let (bytes, rest) = read_head(body, FORM_LIMIT + 1).await?;
+            if bytes.len() > FORM_LIMIT {
+                drop(rest);
+                return Err(Failure::FormTooLarge);
+            }
+            let fields: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+            let sent = fields
+                .into_iter()
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v);
+            (sent, Body::from(bytes))
+        }
+        "multipart/form-data" => {
+            let boundary = multer::parse_boundary(&kind).map_err(|_| Failure::Csrf)?;
+            let (head, rest) = read_head(body, MULTIPART_HEAD).await?;
+            let sent = first_field_token(head.clone(), &boundary).await;
+            let whole = futures_util::stream::once(std::future::ready(Ok::<_, axum::Error>(head)))
+                .chain(rest);
+            (sent, Body::from_stream(whole))
+        }
+        _ => (None, Body::empty()),
+    };
+    if sent.is_some_and(|s| auth::same(&s, token)) {
+        Ok(Request::from_parts(parts, body))
+    } else {
+        Err(Failure::Csrf)
+    }
+}
+
+/// Reads at least `at_least` bytes of a body (all of it when shorter) and
+/// gives them back with the stream of the rest.
+async fn read_head(
+    body: Body,
+    at_least: usize,
+) -> Result<(Bytes, axum::body::BodyDataStream), Failure> {
+    let mut rest = body.into_data_stream();
+    let mut head = Vec::new();
+    while head.len() < at_least {
+        match rest.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            // A broken body, or one that came too slowly (the limits on
+            // size are larger than what is read here).
+            Some(Err(_)) => return Err(Failure::Invalid("error_bad_request")),
+            None => break,
+        }
+    }
+    Ok((Bytes::from(head), rest))
+}
+
+/// The value of the first field of a multipart body when that field is
+/// `csrf` and lies whole within `head`.
+async fn first_field_token(head: Bytes, boundary: &str) -> Option<String> {
+    let stream = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(head)));
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().per_field(1024));
+    let mut fields = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let field = fields.next_field().await.ok()??;
+    if field.name() != Some("csrf") || field.file_name().is_some() {
+        return None;
+    }
+    field.text().await.ok()
+}
+
 /// A signed-in member, as pages and checks need them.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Member {
@@ -235,6 +446,8 @@ pub(crate) struct Member {
 #[derive(Debug, Clone)]
 pub(crate) struct Viewer {
     pub member: Option<Member>,
+    /// The hash of the session token the request came with, if any.
+    pub session: Option<Vec<u8>>,
     pub csrf: String,
     pub client: String,
     pub notice: String,
@@ -266,7 +479,7 @@ impl FromRequestParts<AppState> for Viewer {
             .get::<CsrfToken>()
             .map(|t| t.0.clone())
             .unwrap_or_default();
-        let client = client_address(parts);
+        let client = client_address(parts, &state.config.trusted_proxies);
         let notice = parts
             .uri
             .query()
@@ -275,21 +488,22 @@ impl FromRequestParts<AppState> for Viewer {
             .filter(|k| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .map(|k| state.texts.get(&format!("notice_{k}")).to_string())
             .unwrap_or_default();
-        let member = match cookie(&parts.headers, &state.cookies.session) {
+        let session = cookie(&parts.headers, &state.cookies.session).map(auth::token_hash);
+        let member = match &session {
             None => None,
-            Some(token) => {
-                let hash = auth::token_hash(token);
+            Some(hash) => {
                 let now = state.clock.now();
-                let cached = state.sessions.get(&hash, now);
+                let cached = state.sessions.get(hash, now);
                 if cached.is_some() {
                     cached
                 } else {
-                    lookup_session(state, hash, now)?
+                    lookup_session(state, hash.clone(), now)?
                 }
             }
         };
         Ok(Self {
             member,
+            session,
             csrf,
             client,
             notice,
@@ -297,11 +511,12 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// The client's address, for rate limits. Behind the association's proxy
-/// (a peer on a private or loopback address) it is the last address the
-/// proxy added to `X-Forwarded-For`; anyone else's header is ignored, so a
-/// client cannot pick its own address.
-fn client_address(parts: &Parts) -> String {
+/// The client's address, for rate limits. A peer among the configured
+/// trusted proxies (the one voisin deploys) speaks for its client: the
+/// client is the last address in `X-Forwarded-For` that is not itself a
+/// trusted proxy. Anyone else's header is ignored, so a client cannot
+/// choose its own address; with no trusted proxy configured, none is read.
+fn client_address(parts: &Parts, trusted: &[Subnet]) -> String {
     let Some(peer) = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -309,22 +524,26 @@ fn client_address(parts: &Parts) -> String {
     else {
         return "local".into();
     };
-    let behind_proxy = match peer {
-        std::net::IpAddr::V4(ip) => ip.is_private() || ip.is_loopback(),
-        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.is_unique_local(),
-    };
-    let forwarded = parts
+    let is_proxy = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_proxy(peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<IpAddr> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-        .next_back();
-    match forwarded {
-        Some(client) if behind_proxy => client.to_string(),
-        _ => peer.to_string(),
-    }
+        .map(|a| a.trim().parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        // A header we cannot read whole names nobody we can trust.
+        .unwrap_or_default();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_proxy(*ip))
+        .unwrap_or(peer)
+        .to_string()
 }
 
 /// Finds a session in the database and remembers it.

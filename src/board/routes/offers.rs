@@ -2,6 +2,7 @@
 //! page, publishing an offer with its photo, and availability.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
@@ -10,9 +11,8 @@ use axum::response::IntoResponse as _;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
-use super::requests::{RequestRow, requests_for_offer};
-use super::{AppState, CsrfPending, Failure, Outcome, Viewer, render, see_other};
-use crate::board::auth;
+use super::loaded::{Offer, OfferData, RequestRow, STATUS_SQL, offer_data, visible};
+use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::cache::Cached;
 
 /// Offers per page when browsing.
@@ -65,10 +65,6 @@ fn initial(title: &str) -> String {
         .map(Iterator::collect)
         .unwrap_or_default()
 }
-
-const STATUS_SQL: &str = "CASE WHEN o.available = 0 THEN 'unavailable'
-    WHEN EXISTS (SELECT 1 FROM requests r WHERE r.offer_id = o.id AND r.state IN ('accepted', 'lent'))
-    THEN 'out' ELSE 'available' END";
 
 fn list(
     conn: &Connection,
@@ -124,23 +120,53 @@ fn list(
 }
 
 /// The front page: new offers of the week, categories and search; the
-/// sign-in page for visitors.
+/// sign-in page for visitors. The week starts on the hour, so the list is
+/// reused (like the browse pages') until the next change or the next hour.
 pub(crate) async fn front(State(state): State<AppState>, viewer: Viewer) -> Outcome {
     let Some(me) = viewer.member.clone() else {
         return super::session::page(State(state), viewer).await;
     };
-    let since = state.clock.now() - 7 * 86_400;
+    let since = (state.clock.now() - 7 * 86_400).div_euclid(3_600) * 3_600;
     let filter = Filter {
         since: Some(since),
         ..Filter::default()
     };
-    let cards = state
-        .db
-        .read(move |c| Ok(list(c, &filter, PAGE_SIZE, 0)?))?;
+    let list = cached_list(&state, format!("front\u{1f}{since}"), filter, 1)?;
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("notice", &viewer.notice);
-    ctx.insert("offers", &cards);
+    ctx.insert("cards", list.html.as_ref());
+    ctx.insert("empty", &list.empty);
     render(&state, "front.html", &ctx)
+}
+
+/// Page `page` of the offers `filter` selects, rendered, from the cache
+/// when nothing changed since it was rendered.
+fn cached_list(
+    state: &AppState,
+    key: String,
+    filter: Filter,
+    page: usize,
+) -> Result<Cached, Failure> {
+    if let Some(list) = state.lists.get(&key) {
+        return Ok(list);
+    }
+    let generation = state.lists.generation();
+    // One more than a page tells whether there is a next page without
+    // counting every offer.
+    let cards = state
+        .db
+        .read(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))?;
+    let more = cards.len() > PAGE_SIZE;
+    let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("offers", &cards);
+    let list = Cached {
+        html: state.pages.render("cards.html", &ctx)?.into(),
+        more,
+        empty: cards.is_empty(),
+    };
+    state.lists.put(key, generation, list.clone());
+    Ok(list)
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,39 +190,27 @@ pub(crate) async fn browse(
     let category = Some(query.category.clone()).filter(|c| state.config.categories.contains(c));
     let words = fts_query(&query.q);
     let searching = !query.q.trim().is_empty();
-    let key = format!(
-        "{}\u{1f}{}\u{1f}{page}",
-        category.as_deref().unwrap_or(""),
-        words.as_deref().unwrap_or("")
-    );
-    let list = if let Some(list) = state.lists.get(&key) {
-        list
-    } else {
-        let generation = state.lists.generation();
-        let cards = if searching && words.is_none() {
-            Vec::new()
-        } else {
-            let filter = Filter {
-                category,
-                words,
-                since: None,
-            };
-            // One more than a page tells whether there is a next page
-            // without counting every offer.
-            state
-                .db
-                .read(move |c| Ok(list(c, &filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)?))?
-        };
-        let more = cards.len() > PAGE_SIZE;
-        let cards: Vec<Card> = cards.into_iter().take(PAGE_SIZE).collect();
+    let list = if searching && words.is_none() {
+        // Nothing searchable was typed: nothing found.
         let mut ctx = tera::Context::new();
-        ctx.insert("offers", &cards);
-        let list = Cached {
+        ctx.insert("offers", &Vec::<Card>::new());
+        Cached {
             html: state.pages.render("cards.html", &ctx)?.into(),
-            more,
+            more: false,
+            empty: true,
+        }
+    } else {
+        let key = format!(
+            "{}\u{1f}{}\u{1f}{page}",
+            category.as_deref().unwrap_or(""),
+            words.as_deref().unwrap_or("")
+        );
+        let filter = Filter {
+            category,
+            words,
+            since: None,
         };
-        state.lists.put(key, generation, list.clone());
-        list
+        cached_list(&state, key, filter, page)?
     };
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("cards", list.html.as_ref());
@@ -236,7 +250,6 @@ pub(crate) fn image_type(bytes: &[u8]) -> Option<&'static str> {
 
 #[derive(Debug, Default)]
 struct OfferForm {
-    csrf: String,
     kind: String,
     category: String,
     title: String,
@@ -275,7 +288,6 @@ async fn read_offer_form(mut multipart: Multipart, max: u64) -> Result<OfferForm
         }
         let text = field.text().await.map_err(too_large)?;
         let slot = match name.as_str() {
-            "csrf" => &mut form.csrf,
             "kind" => &mut form.kind,
             "category" => &mut form.category,
             "title" => &mut form.title,
@@ -293,21 +305,28 @@ async fn read_offer_form(mut multipart: Multipart, max: u64) -> Result<OfferForm
 pub(crate) async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
-    pending: Option<axum::Extension<CsrfPending>>,
     multipart: Multipart,
 ) -> Outcome {
-    if pending.is_none() {
-        return Err(Failure::Csrf);
-    }
+    // A photo is held in memory until it is stored: a few at a time keep
+    // the board's memory bounded; the others wait, their bodies unread.
+    let _turn = state
+        .uploads
+        .acquire()
+        .await
+        .map_err(|e| Failure::Internal(e.into()))?;
     let form = read_offer_form(multipart, state.config.photo_max_size).await?;
-    // The guard could not read a multipart body: the check happens here.
-    if !auth::same(&form.csrf, &viewer.csrf) {
-        return Err(Failure::Csrf);
-    }
     let me = viewer.member()?.clone();
     let title = form.title.trim().to_string();
-    if title.is_empty() || title.chars().count() > 120 {
+    // A title is one line: a line break or other control character in it
+    // would break mail subjects and the layout of every list.
+    if title.is_empty() || title.chars().count() > 120 || title.chars().any(char::is_control) {
         return Err(Failure::Invalid("error_title"));
+    }
+    if [&form.condition, &form.availability]
+        .iter()
+        .any(|f| f.chars().any(char::is_control))
+    {
+        return Err(Failure::Invalid("error_form"));
     }
     if !matches!(form.kind.as_str(), "item" | "service") {
         return Err(Failure::Invalid("error_form"));
@@ -324,8 +343,7 @@ pub(crate) async fn create(
     let now = state.clock.now();
     let id = state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             tx.execute(
                 "INSERT INTO offers (owner_id, kind, category, title, description, condition,
                                      availability, has_photo, created_at)
@@ -343,75 +361,41 @@ pub(crate) async fn create(
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            if let Some((data, kind)) = form.photo {
+            if let Some((data, kind)) = &form.photo {
                 tx.execute(
                     "INSERT INTO photos (offer_id, content_type, data) VALUES (?1, ?2, ?3)",
                     params![id, kind, data],
                 )?;
             }
-            tx.commit()?;
             Ok(id)
         })
         .await?;
     Ok(see_other(&format!("/offers/{id}?notice=offer_created")))
 }
 
-/// One offer in full.
-#[derive(Debug, Serialize)]
-#[allow(clippy::struct_excessive_bools)] // flags of the offer, as the page shows them
-pub(crate) struct Offer {
-    pub id: i64,
-    pub owner_id: String,
-    pub owner: String,
-    pub kind: String,
-    pub category: String,
-    pub title: String,
-    pub description: String,
-    pub condition: String,
-    pub availability: String,
-    pub available: bool,
-    pub hidden: bool,
-    pub has_photo: bool,
-    pub status: String,
-    pub created_at: i64,
-    /// Whether the owner may still be shown (in the file, not disabled).
-    pub owner_active: bool,
+/// An offer and its requests, from the cache when nothing changed since
+/// they were read (and the day is the same: rows say what is overdue).
+fn cached_offer(state: &AppState, id: i64) -> Result<Option<Arc<OfferData>>, Failure> {
+    let key = (id, state.clock.today().to_string());
+    let generation = state.lists.generation();
+    if let Some(data) = state.offer_pages.get(&key, generation) {
+        return Ok(Some(data));
+    }
+    let shared = state.clone();
+    // Two indexed queries of some tens of microseconds: on this thread,
+    // like the lists (see `Db::read`).
+    let Some(data) = state.db.read(move |c| Ok(offer_data(c, id, &shared)?))? else {
+        return Ok(None);
+    };
+    let data = Arc::new(data);
+    state.offer_pages.put(key, generation, data.clone());
+    Ok(Some(data))
 }
 
-/// Loads an offer, whoever may see it.
-pub(crate) fn load_offer(conn: &Connection, id: i64) -> rusqlite::Result<Option<Offer>> {
-    conn.prepare_cached(&format!(
-        "SELECT o.id, o.owner_id, m.name, o.kind, o.category, o.title, o.description, o.condition,
-                o.availability, o.available, o.hidden, o.has_photo, {STATUS_SQL}, o.created_at,
-                m.in_file = 1 AND m.disabled = 0
-         FROM offers o JOIN members m ON m.id = o.owner_id WHERE o.id = ?1"
-    ))?
-    .query_row([id], |r| {
-        Ok(Offer {
-            id: r.get(0)?,
-            owner_id: r.get(1)?,
-            owner: r.get(2)?,
-            kind: r.get(3)?,
-            category: r.get(4)?,
-            title: r.get(5)?,
-            description: r.get(6)?,
-            condition: r.get(7)?,
-            availability: r.get(8)?,
-            available: r.get(9)?,
-            hidden: r.get(10)?,
-            has_photo: r.get(11)?,
-            status: r.get(12)?,
-            created_at: r.get(13)?,
-            owner_active: r.get(14)?,
-        })
-    })
-    .optional()
-}
-
-/// Whether `offer` may be shown to `admin`-or-not viewers: hidden offers
-/// and those of disabled members are for admins only.
-pub(crate) fn visible(offer: &Offer, admin: bool) -> bool {
-    admin || (!offer.hidden && offer.owner_active)
+/// Whether `me` may see `offer`: anyone a visible one, its owner and the
+/// admins a hidden one too.
+fn may_see(offer: &Offer, me: &super::Member) -> bool {
+    offer.owner_id == me.id || visible(offer, me.admin)
 }
 
 pub(crate) async fn show(
@@ -420,20 +404,11 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
-    let (viewer_id, labels) = (me.id.clone(), state.clone());
-    let (offer, rows) = state
-        .db
-        .call(move |c| {
-            let Some(offer) = load_offer(c, id)? else {
-                return Ok((None, Vec::new()));
-            };
-            let rows = requests_for_offer(c, &offer, &viewer_id, &labels)?;
-            Ok((Some(offer), rows))
-        })
-        .await?;
-    let offer = offer
-        .filter(|o| visible(o, me.admin))
+    let data = cached_offer(&state, id)?
+        .filter(|d| may_see(&d.offer, &me))
         .ok_or(Failure::NotFound)?;
+    let rows = data.rows_for(&me.id, &state);
+    let offer = &data.offer;
     let mine = offer.owner_id == me.id;
     let asked = rows
         .iter()
@@ -476,7 +451,7 @@ pub(crate) async fn availability(
     }
     let changed = state
         .db
-        .call(move |c| {
+        .write(move |c| {
             Ok(c.execute(
                 "UPDATE offers SET available = ?3, availability = ?4 WHERE id = ?1 AND owner_id = ?2",
                 params![id, me.id, form.available.is_some(), form.availability.trim()],
@@ -489,47 +464,91 @@ pub(crate) async fn availability(
     Ok(see_other(&format!("/offers/{id}?notice=saved")))
 }
 
-/// An offer's photo, for signed-in members only.
+/// How much of a photo is read from the database at a time.
+const PHOTO_CHUNK: usize = 32 * 1024;
+
+/// Photos up to this size are kept in memory once served (a few dozen at
+/// most, see `PHOTOS_KEPT`): most boards' photos are this small, and a
+/// kept photo is sent without touching the database or copying it.
+pub(crate) const PHOTO_KEPT_SIZE: usize = 256 * 1024;
+
+/// An offer's photo, for signed-in members only. A large one is streamed
+/// from the database a chunk at a time, as fast as the client takes it
+/// (`SQLite`'s incremental blob reads), so a crowd fetching it holds a
+/// chunk each in memory, not the photo each.
 pub(crate) async fn photo(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
-    let found = state
-        .db
-        .call(move |c| {
-            let Some(offer) = load_offer(c, id)? else {
-                return Ok(None);
-            };
-            if !visible(&offer, me.admin) {
-                return Ok(None);
-            }
-            Ok(c.query_row(
-                "SELECT content_type, data FROM photos WHERE offer_id = ?1",
-                [id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional()?)
-        })
-        .await?;
-    let (kind, data) = found.ok_or(Failure::NotFound)?;
-    let kind = HeaderValue::from_str(&kind).map_err(|e| Failure::Internal(e.into()))?;
-    Ok((
+    let data = cached_offer(&state, id)?
+        .filter(|d| may_see(&d.offer, &me) && d.offer.has_photo)
+        .ok_or(Failure::NotFound)?;
+    drop(data);
+    let headers = |kind: HeaderValue, len: usize| {
         [
             (header::CONTENT_TYPE, kind),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("private, max-age=86400"),
             ),
-        ],
-        data,
-    )
-        .into_response())
+        ]
+    };
+    let generation = state.lists.generation();
+    if let Some((kind, bytes)) = state.photos.get(&id, generation) {
+        return Ok((headers(kind, bytes.len()), bytes).into_response());
+    }
+    let found = state.db.read(move |c| {
+        Ok(
+            c.prepare_cached("SELECT content_type, length(data) FROM photos WHERE offer_id = ?1")?
+                .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .optional()?,
+        )
+    })?;
+    let (kind, len) = found.ok_or(Failure::NotFound)?;
+    let len = usize::try_from(len).map_err(|e| Failure::Internal(e.into()))?;
+    let kind = HeaderValue::from_str(&kind).map_err(|e| Failure::Internal(e.into()))?;
+    if len <= PHOTO_KEPT_SIZE {
+        let bytes = axum::body::Bytes::from(state.db.read(|c| read_photo(c, id, 0, len))?);
+        state
+            .photos
+            .put(id, generation, (kind.clone(), bytes.clone()));
+        return Ok((headers(kind, len), bytes).into_response());
+    }
+    let db = state.db.clone();
+    let chunks = futures_util::stream::unfold(0, move |offset| {
+        let db = db.clone();
+        async move {
+            if offset >= len {
+                return None;
+            }
+            let size = PHOTO_CHUNK.min(len - offset);
+            // Photos never change once published (`photos.offer_id` is the
+            // row id), so chunks read apart still make one photo.
+            Some(match db.read(|c| read_photo(c, id, offset, size)) {
+                Ok(buf) => (Ok(axum::body::Bytes::from(buf)), offset + size),
+                // The client sees a cut-short answer; the log says why.
+                Err(err) => {
+                    eprintln!("board: reading photo {id} failed: {err:#}");
+                    (
+                        Err(std::io::Error::other("the photo could not be read")),
+                        len,
+                    )
+                }
+            })
+        }
+    });
+    Ok((headers(kind, len), axum::body::Body::from_stream(chunks)).into_response())
+}
+
+/// `size` bytes of offer `id`'s photo from `offset` on.
+fn read_photo(c: &Connection, id: i64, offset: usize, size: usize) -> anyhow::Result<Vec<u8>> {
+    let blob = c.blob_open(rusqlite::MAIN_DB, "photos", "data", id, true)?;
+    let mut buf = vec![0; size];
+    blob.read_at_exact(&mut buf, offset)?;
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -8,134 +8,11 @@ use axum::Form;
 use axum::extract::{Path, State};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::offers::{Offer, load_offer, visible};
+use super::loaded::{allowed, load_offer, rows, visible};
 use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::Shared;
-
-/// States in which a request still holds a place.
-const ACTIVE: &[&str] = &["requested", "waiting", "accepted", "lent", "agreed"];
-
-/// A request as pages show it, with what the viewer may do to it.
-#[derive(Debug, Serialize)]
-pub(crate) struct RequestRow {
-    pub id: i64,
-    pub offer_id: i64,
-    pub offer_title: String,
-    pub kind: String,
-    pub requester_id: String,
-    pub requester: String,
-    pub owner: String,
-    pub start_date: Option<String>,
-    pub end_date: Option<String>,
-    pub due_date: Option<String>,
-    pub message: String,
-    pub state: String,
-    pub state_label: String,
-    pub active: bool,
-    pub overdue: bool,
-    pub actions: Vec<Action>,
-}
-
-/// A button on a request.
-#[derive(Debug, Serialize)]
-pub(crate) struct Action {
-    name: &'static str,
-    label: String,
-}
-
-/// What the owner (`owner`) or the requester may do to a request of this
-/// kind in this state.
-fn allowed(kind: &str, state: &str, owner: bool, requester: bool) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if owner {
-        out.extend_from_slice(match (kind, state) {
-            ("item", "requested") => &["accept", "decline"][..],
-            ("service", "requested") => &["agree", "decline"][..],
-            ("item", "waiting") => &["decline"][..],
-            ("item", "accepted") => &["lend"][..],
-            ("item", "lent") => &["return"][..],
-            ("service", "agreed") => &["done"][..],
-            _ => &[][..],
-        });
-    }
-    if requester
-        && matches!(
-            (kind, state),
-            ("item", "requested" | "waiting" | "accepted") | ("service", "requested" | "agreed")
-        )
-    {
-        out.push("cancel");
-    }
-    out
-}
-
-const ROW_SQL: &str = "SELECT r.id, r.offer_id, o.title, o.kind, r.requester_id, q.name, w.name,
-        r.start_date, r.end_date, r.due_date, r.message, r.state, o.owner_id
-    FROM requests r JOIN offers o ON o.id = r.offer_id
-    JOIN members q ON q.id = r.requester_id JOIN members w ON w.id = o.owner_id";
-
-fn rows(
-    conn: &Connection,
-    filter: &str,
-    arg: &dyn rusqlite::ToSql,
-    viewer: &str,
-    shared: &Shared,
-) -> rusqlite::Result<Vec<RequestRow>> {
-    let today = shared.clock.today().to_string();
-    let mut stmt = conn.prepare_cached(&format!(
-        "{ROW_SQL} WHERE {filter} ORDER BY r.id DESC LIMIT 200"
-    ))?;
-    let found = stmt.query_map([arg], |r| {
-        let kind: String = r.get(3)?;
-        let state: String = r.get(11)?;
-        let requester_id: String = r.get(4)?;
-        let owner_id: String = r.get(12)?;
-        let due_date: Option<String> = r.get(9)?;
-        let actions = allowed(&kind, &state, owner_id == viewer, requester_id == viewer)
-            .into_iter()
-            .map(|name| Action {
-                name,
-                label: shared.texts.get(&format!("action_{name}")).to_string(),
-            })
-            .collect();
-        Ok(RequestRow {
-            id: r.get(0)?,
-            offer_id: r.get(1)?,
-            offer_title: r.get(2)?,
-            requester: r.get(5)?,
-            owner: r.get(6)?,
-            start_date: r.get(7)?,
-            end_date: r.get(8)?,
-            overdue: state == "lent" && due_date.as_deref().is_some_and(|d| d < today.as_str()),
-            due_date,
-            message: r.get(10)?,
-            state_label: shared.texts.get(&format!("state_{state}")).to_string(),
-            active: ACTIVE.contains(&state.as_str()),
-            state,
-            kind,
-            requester_id,
-            actions,
-        })
-    })?;
-    found.collect()
-}
-
-/// The requests an offer's page shows: all of them to the owner, their
-/// own to anyone else.
-pub(crate) fn requests_for_offer(
-    conn: &Connection,
-    offer: &Offer,
-    viewer: &str,
-    shared: &Shared,
-) -> rusqlite::Result<Vec<RequestRow>> {
-    let all = rows(conn, "r.offer_id = ?1", &offer.id, viewer, shared)?;
-    Ok(all
-        .into_iter()
-        .filter(|r| offer.owner_id == viewer || r.requester_id == viewer)
-        .collect())
-}
 
 /// Both sides of a member's history.
 pub(crate) async fn history(State(state): State<AppState>, viewer: Viewer) -> Outcome {
@@ -194,15 +71,20 @@ pub(crate) async fn create(
     let end = date(&form.end_date)?.unwrap_or(
         start + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21)),
     );
-    if start < today || end < start || (end - start).num_days() > 366 {
+    // Within a year from today, for at most a year: a start in 9999 is a
+    // slip of the keyboard, not a plan.
+    if start < today
+        || (start - today).num_days() > 366
+        || end < start
+        || (end - start).num_days() > 366
+    {
         return Err(Failure::Invalid("error_dates"));
     }
     let shared = state.clone();
     let placed = state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let Some(offer) = load_offer(&tx, id)? else {
+        .write(move |tx| {
+            let Some(offer) = load_offer(tx, id)? else {
                 return Ok(Err(Failure::NotFound));
             };
             if !visible(&offer, false) {
@@ -254,7 +136,7 @@ pub(crate) async fn create(
                 "mail_request_body"
             };
             shared.queue_mail(
-                &tx,
+                tx,
                 &owner_email,
                 &t.fill(
                     "mail_request_subject",
@@ -271,7 +153,6 @@ pub(crate) async fn create(
                     ],
                 ),
             )?;
-            tx.commit()?;
             Ok(Ok(new_state))
         })
         .await??;
@@ -299,8 +180,7 @@ pub(crate) async fn act(
     let shared = state.clone();
     state
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             let loaded = tx
                 .query_row(
                     "SELECT r.state, o.kind, o.owner_id, r.requester_id, q.email, o.id, o.title, r.end_date
@@ -377,7 +257,7 @@ pub(crate) async fn act(
             if matches!(action.as_str(), "accept" | "decline" | "agree") && owner {
                 let key = format!("mail_{new_state}");
                 shared.queue_mail(
-                    &tx,
+                    tx,
                     &l.requester_email,
                     &t.fill(&format!("{key}_subject"), &[("offer", &l.offer_title)]),
                     &t.fill(&format!("{key}_body"), &[("offer", &l.offer_title), ("link", &link)]),
@@ -385,9 +265,8 @@ pub(crate) async fn act(
             }
             let freed = action == "return" || (action == "cancel" && l.state == "accepted");
             if freed {
-                promote_next(&tx, &shared, l.offer_id, &l.offer_title, &link)?;
+                promote_next(tx, &shared, l.offer_id, &l.offer_title, &link)?;
             }
-            tx.commit()?;
             Ok(Ok(()))
         })
         .await??;
@@ -425,21 +304,4 @@ fn promote_next(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::allowed;
-
-    #[test]
-    fn only_the_owner_moves_a_loan_forward() {
-        assert_eq!(allowed("item", "requested", false, true), ["cancel"]);
-        assert_eq!(
-            allowed("item", "requested", true, false),
-            ["accept", "decline"]
-        );
-        assert_eq!(allowed("item", "lent", false, true), Vec::<&str>::new());
-        assert_eq!(allowed("service", "agreed", true, false), ["done"]);
-    }
 }

@@ -1,9 +1,11 @@
 //! Signing in and out: by password (argon2) or by a one-time link sent by
-//! mail. Every answer is the same whether an account exists or not, and
-//! attempts are rate limited per client address and per account.
+//! mail; the account page, its password and its sessions. Every answer is
+//! the same whether an account exists or not. Failed password checks slow
+//! the next attempt, per account (by member, however they are named) and
+//! per client; links are limited per address and per client.
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse as _, Response};
 use rusqlite::{OptionalExtension as _, params};
@@ -12,12 +14,21 @@ use serde::Deserialize;
 use super::{AppState, Failure, Outcome, Viewer, render, see_other};
 use crate::board::auth::{self, set_cookie};
 
-/// Attempts per client address in [`WINDOW`].
+/// Link mails per client address in [`WINDOW`].
 const PER_CLIENT: usize = 20;
-/// Attempts per account in [`WINDOW`].
-const PER_ACCOUNT: usize = 5;
-/// The rate limits' window, in seconds.
+/// Link mails per address in [`WINDOW`].
+const LINKS_PER_ADDRESS: usize = 3;
+/// The link limits' window, in seconds.
 const WINDOW: i64 = 15 * 60;
+/// Wrong passwords an account takes before each attempt must wait.
+const ACCOUNT_FREE: u32 = 3;
+/// The longest an account's member waits between attempts, in seconds: a
+/// guesser is slowed to two tries a minute, the real member barely.
+const ACCOUNT_CAP: i64 = 30;
+/// Wrong passwords a client makes before each attempt must wait.
+const CLIENT_FREE: u32 = 10;
+/// The longest a client waits between attempts, in seconds.
+const CLIENT_CAP: i64 = 15 * 60;
 
 pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Outcome {
     if viewer.member.is_some() {
@@ -37,20 +48,11 @@ pub(crate) struct PasswordForm {
 pub(crate) async fn password(
     State(state): State<AppState>,
     viewer: Viewer,
+    headers: axum::http::HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Outcome {
     let login = form.login.trim().to_lowercase();
     let now = state.clock.now();
-    let account_key = format!("account:{login}");
-    if !state.limiter.allow(
-        &format!("client:{}", viewer.client),
-        PER_CLIENT,
-        WINDOW,
-        now,
-    ) || !state.limiter.allow(&account_key, PER_ACCOUNT, WINDOW, now)
-    {
-        return Err(Failure::RateLimited);
-    }
     let found = {
         let login = login.clone();
         state
@@ -66,6 +68,24 @@ pub(crate) async fn password(
             })
             .await?
     };
+    // A member's id and address are one account: guesses at either count
+    // together.
+    let account_key = format!(
+        "account:{}",
+        found.as_ref().map_or(login.as_str(), |(id, _)| id.as_str())
+    );
+    let client_key = format!("client:{}", viewer.client);
+    let wait = [
+        state
+            .throttle
+            .wait(&client_key, CLIENT_FREE, CLIENT_CAP, now),
+        state
+            .throttle
+            .wait(&account_key, ACCOUNT_FREE, ACCOUNT_CAP, now),
+    ];
+    if let Some(seconds) = wait.into_iter().flatten().max() {
+        return Err(Failure::RateLimited(seconds));
+    }
     let (id, hash) = found.map_or((None, None), |(id, h)| (Some(id), h));
     let (id, hash) = match hash {
         Some(hash) => (id, Some(hash)),
@@ -87,10 +107,12 @@ pub(crate) async fn password(
         .unwrap_or(false);
     match id {
         Some(id) if ok => {
-            state.limiter.clear(&account_key);
-            start_session(&state, id).await
+            state.throttle.forget(&account_key);
+            start_session(&state, id, &headers).await
         }
         _ => {
+            state.throttle.fail(&client_key, now);
+            state.throttle.fail(&account_key, now);
             let mut ctx = state.context(None, &viewer.csrf);
             ctx.insert("error", state.texts.get("signin_failed"));
             ctx.insert("login", &form.login);
@@ -118,16 +140,31 @@ async fn decoy_hash(state: &AppState) -> Result<Option<String>, Failure> {
 
 /// Creates a session for `member` and sends the browser home with its
 /// cookie; the CSRF token is renewed so none from before sign-in survives.
-async fn start_session(state: &AppState, member: String) -> Outcome {
+async fn start_session(
+    state: &AppState,
+    member: String,
+    headers: &axum::http::HeaderMap,
+) -> Outcome {
     let token = auth::random_token();
     let hash = auth::token_hash(&token);
-    let expires = state.clock.now() + auth::SESSION_SECONDS;
+    let now = state.clock.now();
+    let expires = now + auth::SESSION_SECONDS;
+    // What the account page shows to tell sessions apart.
+    let agent: String = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(160)
+        .collect();
     state
         .db
-        .call(move |c| {
+        .write(move |c| {
             c.execute(
-                "INSERT INTO sessions (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
-                params![hash, member, expires],
+                "INSERT INTO sessions (token_hash, member_id, expires_at, created_at, agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, member, expires, now, agent],
             )?;
             Ok(())
         })
@@ -177,15 +214,15 @@ pub(crate) async fn send_link(
         now,
     ) || !state
         .limiter
-        .allow(&format!("link:{email}"), 3, WINDOW, now)
+        .allow(&format!("link:{email}"), LINKS_PER_ADDRESS, WINDOW, now)
     {
-        return Err(Failure::RateLimited);
+        return Err(Failure::RateLimited(WINDOW));
     }
     let shared = state.clone();
     state
         .db
-        .call(move |c| {
-            let member: Option<(String, String)> = c
+        .write(move |tx| {
+            let member: Option<(String, String)> = tx
                 .query_row(
                     "SELECT id, email FROM members
                      WHERE lower(email) = ?1 AND in_file = 1 AND disabled = 0",
@@ -195,7 +232,6 @@ pub(crate) async fn send_link(
                 .optional()?;
             if let Some((id, address)) = member {
                 let token = auth::random_token();
-                let tx = c.transaction()?;
                 tx.execute(
                     "INSERT INTO sign_in_links (token_hash, member_id, expires_at) VALUES (?1, ?2, ?3)",
                     params![auth::token_hash(&token), id, now + auth::LINK_SECONDS],
@@ -204,12 +240,11 @@ pub(crate) async fn send_link(
                 let t = &shared.texts;
                 let association = shared.config.association.as_str();
                 shared.queue_mail(
-                    &tx,
+                    tx,
                     &address,
                     &t.fill("mail_link_subject", &[("association", association)]),
                     &t.fill("mail_link_body", &[("association", association), ("link", &link)]),
                 )?;
-                tx.commit()?;
             }
             Ok(())
         })
@@ -243,13 +278,14 @@ pub(crate) async fn link_page(
 
 pub(crate) async fn use_link(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Form(form): Form<TokenQuery>,
 ) -> Outcome {
     let hash = auth::token_hash(&form.token);
     let now = state.clock.now();
     let member = state
         .db
-        .call(move |c| {
+        .write(move |c| {
             // Deleting the row is what makes the link single-use.
             Ok(c.query_row(
                 "DELETE FROM sign_in_links WHERE token_hash = ?1 AND expires_at > ?2
@@ -261,7 +297,7 @@ pub(crate) async fn use_link(
         })
         .await?;
     match member {
-        Some(id) => start_session(&state, id).await,
+        Some(id) => start_session(&state, id, &headers).await,
         None => Ok(see_other("/signin?notice=link_invalid")),
     }
 }
@@ -274,8 +310,8 @@ pub(crate) async fn sign_out(
         let hash = auth::token_hash(token);
         let _ = state
             .db
-            .call(move |c| {
-                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
+            .write(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
                 Ok(())
             })
             .await;
@@ -288,24 +324,67 @@ pub(crate) async fn sign_out(
     response
 }
 
+/// A session as the account page lists it.
+#[derive(Debug, serde::Serialize)]
+struct SessionRow {
+    /// The first 16 hex digits of the token's hash: names the session in
+    /// forms without revealing anything that signs in.
+    id: String,
+    /// When it began, as a date (empty for sessions from before voisin
+    /// kept it).
+    started: String,
+    agent: String,
+    current: bool,
+}
+
+/// A session's public name: see [`SessionRow::id`].
+fn session_id(hash: &[u8]) -> String {
+    use std::fmt::Write as _;
+    hash.iter().take(8).fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 /// The account page: who the member is, and a form to set a password
 /// (members who came by mailed link have none yet).
 pub(crate) async fn account(State(state): State<AppState>, viewer: Viewer) -> Outcome {
     let me = viewer.member()?.clone();
-    let id = me.id.clone();
-    let has_password = state
+    let (id, now, current) = (me.id.clone(), state.clock.now(), viewer.session.clone());
+    let (has_password, sessions) = state
         .db
         .call(move |c| {
-            Ok(c.query_row(
+            let has_password = c.query_row(
                 "SELECT password_hash IS NOT NULL FROM members WHERE id = ?1",
                 [&id],
                 |r| r.get::<_, bool>(0),
-            )?)
+            )?;
+            let sessions = c
+                .prepare_cached(
+                    "SELECT token_hash, created_at, agent FROM sessions
+                     WHERE member_id = ?1 AND expires_at > ?2 ORDER BY created_at DESC",
+                )?
+                .query_map(params![id, now], |r| {
+                    let hash: Vec<u8> = r.get(0)?;
+                    let created: i64 = r.get(1)?;
+                    Ok(SessionRow {
+                        id: session_id(&hash),
+                        started: chrono::DateTime::from_timestamp(created, 0)
+                            .filter(|_| created > 0)
+                            .map(|t| t.date_naive().to_string())
+                            .unwrap_or_default(),
+                        agent: r.get(2)?,
+                        current: current.as_deref() == Some(hash.as_slice()),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((has_password, sessions))
         })
         .await?;
     let mut ctx = state.context(Some(&me), &viewer.csrf);
     ctx.insert("notice", &viewer.notice);
     ctx.insert("has_password", &has_password);
+    ctx.insert("sessions", &sessions);
     render(&state, "account.html", &ctx)
 }
 
@@ -316,8 +395,11 @@ pub(crate) struct PasswordChange {
     new: String,
 }
 
-/// Shortest password a member may choose.
+/// Shortest password a member may choose, in characters.
 const MIN_PASSWORD: usize = 10;
+/// Longest password a member may choose, in bytes: argon2 hashes any
+/// length, but there is no use in megabytes.
+const MAX_PASSWORD: usize = 1_000;
 
 /// Sets a member's password. One already set must be given first, so a
 /// session left open on a shared computer cannot take the account over.
@@ -327,15 +409,19 @@ pub(crate) async fn change_password(
     Form(form): Form<PasswordChange>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
-    if form.new.chars().count() < MIN_PASSWORD || form.new.len() > 1_000 {
+    if form.new.chars().count() < MIN_PASSWORD {
         return Err(Failure::Invalid("error_password_short"));
     }
+    if form.new.len() > MAX_PASSWORD {
+        return Err(Failure::Invalid("error_password_long"));
+    }
     let now = state.clock.now();
-    if !state
-        .limiter
-        .allow(&format!("account:{}", me.id), PER_ACCOUNT, WINDOW, now)
+    let account_key = format!("account:{}", me.id);
+    if let Some(seconds) = state
+        .throttle
+        .wait(&account_key, ACCOUNT_FREE, ACCOUNT_CAP, now)
     {
-        return Err(Failure::RateLimited);
+        return Err(Failure::RateLimited(seconds));
     }
     let id = me.id.clone();
     let current: Option<String> = state
@@ -363,17 +449,62 @@ pub(crate) async fn change_password(
     .await
     .map_err(|e| Failure::Internal(e.into()))??;
     let Some(hash) = hashed else {
+        state.throttle.fail(&account_key, now);
         return Err(Failure::Invalid("error_password_wrong"));
     };
+    // Whoever else was signed in as this member (a stolen session, a
+    // shared computer) is signed out: the new password is the only way in.
+    let current = viewer.session.clone().unwrap_or_default();
     state
         .db
-        .call(move |c| {
+        .write(move |c| {
             c.execute(
                 "UPDATE members SET password_hash = ?2 WHERE id = ?1",
                 params![me.id, hash],
+            )?;
+            c.execute(
+                "DELETE FROM sessions WHERE member_id = ?1 AND token_hash <> ?2",
+                params![me.id, current],
             )?;
             Ok(())
         })
         .await?;
     Ok(see_other("/account?notice=password_set"))
+}
+
+/// Ends one of the member's sessions (by its public name), or every one
+/// but this (`others`).
+pub(crate) async fn end_session(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Outcome {
+    let me = viewer.member()?.clone();
+    let current = viewer.session.clone().unwrap_or_default();
+    let others = id == "others";
+    let ended = state
+        .db
+        .write(move |c| {
+            let hashes: Vec<Vec<u8>> = c
+                .prepare_cached("SELECT token_hash FROM sessions WHERE member_id = ?1")?
+                .query_map([&me.id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut ended = 0;
+            for hash in hashes {
+                let chosen = if others {
+                    hash != current
+                } else {
+                    session_id(&hash) == id
+                };
+                if chosen {
+                    ended += c.execute("DELETE FROM sessions WHERE token_hash = ?1", [&hash])?;
+                }
+            }
+            Ok(ended)
+        })
+        .await?;
+    if ended == 0 && !others {
+        return Err(Failure::NotFound);
+    }
+    Ok(see_other("/account?notice=sessions_ended"))
 }
