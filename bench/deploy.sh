@@ -81,11 +81,11 @@ v down --volumes --yes
 
 export -f v compose
 export voisin work cat_dir
-hyperfine --runs "$runs_cold" --export-json target/bench-deploy-cold.json \
-  --prepare "bash -c 'v down --volumes --yes; docker-compose -p voisinbench -f $work/out/compose.yaml down -v >/dev/null 2>&1 || true'" \
-  --command-name 'voisin deploy (cold, 7 containers)' "bash -c 'v deploy'" \
-  --prepare "bash -c 'v down --volumes --yes; docker-compose -p voisinbench -f $work/out/compose.yaml down -v >/dev/null 2>&1 || true'" \
-  --command-name 'docker-compose up -d (cold, same bundle)' "bash -c 'compose up -d -q 2>/dev/null || compose up -d >/dev/null 2>&1'"
+hyperfine --shell bash --runs "$runs_cold" --export-json target/bench-deploy-cold.json \
+  --prepare "v down --volumes --yes; compose down -v >/dev/null 2>&1 || true" \
+  --command-name 'voisin deploy (cold, 7 containers)' "v deploy" \
+  --prepare "v down --volumes --yes; compose down -v >/dev/null 2>&1 || true" \
+  --command-name 'docker-compose up -d (cold, same bundle)' "compose up -d >/dev/null 2>&1"
 compose down -v >/dev/null 2>&1 || true
 
 v deploy

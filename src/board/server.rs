@@ -102,7 +102,10 @@ fn timed_body(body: Incoming, idle: Duration, deadline: Duration) -> Body {
             Err(_) => Some((Err(axum::Error::new(SlowBody)), None)),
         }
     });
-    Body::from_stream(timed)
+    // Fused: a reader that looks again after the end (the CSRF guard
+    // chains what it has not read back onto the body) must get the end
+    // again, not a panic of `unfold`.
+    Body::from_stream(timed.fuse())
 }
 
 /// A client sent its body too slowly.
