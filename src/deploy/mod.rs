@@ -103,17 +103,20 @@ pub struct Summary {
 /// Reads everything the plan compares from the engine. Only reads.
 pub async fn observe(engine: &Engine, desired: &DesiredState) -> Result<Observed, DeployError> {
     let domain = &desired.domain;
-    let (containers, networks, volumes) = tokio::try_join!(
-        engine.containers(domain),
-        engine.networks(domain),
-        engine.volumes(domain)
-    )?;
     let images: BTreeSet<&str> = desired
         .containers
         .iter()
         .map(|c| c.image.as_str())
         .collect();
-    let looked = join_all(images.iter().map(|i| engine.image(i))).await;
+    // Every question at once: a deploy with nothing to do is only this.
+    let (containers, networks, volumes, record, looked) = tokio::join!(
+        engine.containers(domain),
+        engine.networks(domain),
+        engine.volumes(domain),
+        record::read(engine, &desired.association),
+        join_all(images.iter().map(|i| engine.image(i)))
+    );
+    let (containers, networks, volumes, record) = (containers?, networks?, volumes?, record?);
     let mut observed = Observed {
         containers,
         networks,
@@ -133,7 +136,7 @@ pub async fn observe(engine: &Engine, desired: &DesiredState) -> Result<Observed
             .wanted_builds
             .insert(tag, build::fingerprint(&sha, &dirs));
     }
-    observed.steps_done = record::read(engine, &desired.association).await?.steps;
+    observed.steps_done = record.steps;
     Ok(observed)
 }
 
@@ -251,34 +254,40 @@ async fn run(
     // Images first: one that cannot be had stops the run before anything
     // else is made.
     images(engine, desired, plan, reporter).await?;
-    for n in plan.networks.iter().filter(|n| n.action == Action::Create) {
-        let spec = desired
-            .networks
-            .iter()
-            .find(|d| d.name == n.name)
-            .ok_or_else(|| {
-                DeployError::Local(format!("network `{}` is not in the desired state", n.name))
-            })?;
-        journal.push(Done::Network(spec.name.clone()));
-        engine
-            .create_network(&spec.name, spec.subnet.as_deref(), &spec.labels)
-            .await?;
-        reporter.done(&spec.name, &format!("network {} created", spec.name));
-    }
     if plan.networks.iter().any(|n| n.action == Action::Replace) {
         return Err(DeployError::Local(
             "a network must be made again with another subnet: run `voisin down`, then `voisin deploy` (volumes are kept)".into(),
         ));
     }
-    for v in plan.volumes.iter().filter(|v| v.action == Action::Create) {
-        if let Some(spec) = desired.volumes.iter().find(|d| d.name == v.name) {
+    let networks = plan
+        .networks
+        .iter()
+        .filter(|n| n.action == Action::Create)
+        .filter_map(|n| desired.networks.iter().find(|d| d.name == n.name))
+        .map(|spec| async move {
+            journal.push(Done::Network(spec.name.clone()));
+            engine
+                .create_network(&spec.name, spec.subnet.as_deref(), &spec.labels)
+                .await?;
+            reporter.done(&spec.name, &format!("network {} created", spec.name));
+            Ok::<_, DeployError>(())
+        });
+    let volumes = plan
+        .volumes
+        .iter()
+        .filter(|v| v.action == Action::Create)
+        .filter_map(|v| desired.volumes.iter().find(|d| d.name == v.name))
+        .map(|spec| async move {
             // New and empty: a failed run takes it back with the rest.
             journal.push(Done::Volume(spec.name.clone()));
             engine.create_volume(&spec.name, &spec.labels).await?;
             reporter.done(&spec.name, &format!("volume {} created", spec.name));
-        }
+            Ok::<_, DeployError>(())
+        });
+    let (networks, volumes) = tokio::join!(join_all(networks), join_all(volumes));
+    for r in networks.into_iter().chain(volumes) {
+        r?;
     }
-
     containers(engine, desired, plan, reporter, journal, &mut summary).await?;
     for c in plan
         .containers
@@ -311,6 +320,19 @@ async fn containers(
     let branches = desired.containers.iter().map(|spec| {
         let states = &states;
         async move {
+            let action = plan
+                .container(&spec.name)
+                .map_or(Action::Keep, |c| c.action);
+            let me = states.get(spec.name.as_str());
+            // Creating a container and putting its files in place needs
+            // nothing else to run: every branch does it at once, and only
+            // the start waits for what the container depends on.
+            if let Err(e) = prepare(engine, spec, action, reporter, journal).await {
+                if let Some(me) = me {
+                    me.send_replace(Some(false));
+                }
+                return Err(e);
+            }
             for dep in &spec.depends_on {
                 if let Some(tx) = states.get(dep.as_str()) {
                     let mut rx = tx.subscribe();
@@ -319,18 +341,15 @@ async fn containers(
                         .await
                         .is_ok_and(|v| *v == Some(true));
                     if !ok {
-                        if let Some(me) = states.get(spec.name.as_str()) {
+                        if let Some(me) = me {
                             me.send_replace(Some(false));
                         }
                         return Ok(Action::Keep);
                     }
                 }
             }
-            let action = plan
-                .container(&spec.name)
-                .map_or(Action::Keep, |c| c.action);
-            let result = container(engine, spec, action, reporter, journal).await;
-            if let Some(me) = states.get(spec.name.as_str()) {
+            let result = activate(engine, spec, action, reporter).await;
+            if let Some(me) = me {
                 me.send_replace(Some(result.is_ok()));
             }
             result.map(|()| action)
@@ -393,13 +412,39 @@ pub async fn ensure_tool_image(engine: &Engine) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Carries out one container's action.
-async fn container(
+/// The first half of a container's action, which needs nothing else to
+/// run: a new container is created with its files in place (under a
+/// temporary name when it replaces one).
+async fn prepare(
     engine: &Engine,
     spec: &ContainerSpec,
     action: Action,
     reporter: &Arc<dyn Reporter>,
     journal: &Journal,
+) -> Result<(), DeployError> {
+    let name = &spec.name;
+    match action {
+        Action::Keep | Action::Remove | Action::Start => Ok(()),
+        Action::Create => {
+            reporter.begin(name, &format!("creating {name}"));
+            journal.push(Done::Created(name.clone()));
+            make(engine, spec, name, journal).await
+        }
+        Action::Replace => {
+            reporter.begin(name, &format!("replacing {name}"));
+            journal.push(Done::Replaced(name.clone()));
+            make(engine, spec, &format!("{name}{NEXT_SUFFIX}"), journal).await
+        }
+    }
+}
+
+/// The second half, once what the container depends on is healthy: start
+/// it and wait for its health; for a replacement, swap it with the old one.
+async fn activate(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    action: Action,
+    reporter: &Arc<dyn Reporter>,
 ) -> Result<(), DeployError> {
     let name = &spec.name;
     match action {
@@ -412,23 +457,17 @@ async fn container(
             Ok(())
         }
         Action::Create => {
-            reporter.begin(name, &format!("creating {name}"));
-            journal.push(Done::Created(name.clone()));
-            make(engine, spec, name, journal).await?;
             start(engine, spec, name).await?;
             health::wait(engine, spec, name).await?;
             reporter.done(name, &format!("{name} created"));
             Ok(())
         }
         Action::Replace => {
-            reporter.begin(name, &format!("replacing {name}"));
-            journal.push(Done::Replaced(name.clone()));
             let old = format!("{name}{OLD_SUFFIX}");
+            let next = format!("{name}{NEXT_SUFFIX}");
             if can_overlap(spec) {
                 // The new one starts beside the old, which serves until the
                 // new one is healthy.
-                let next = format!("{name}{NEXT_SUFFIX}");
-                make(engine, spec, &next, journal).await?;
                 start(engine, spec, &next).await?;
                 health::wait(engine, spec, &next).await?;
                 engine.stop(name, spec.stop_grace_seconds).await?;
@@ -439,7 +478,7 @@ async fn container(
                 // written to a volume): stop first, keep the old one aside.
                 engine.stop(name, spec.stop_grace_seconds).await?;
                 engine.rename(name, &old).await?;
-                make(engine, spec, name, journal).await?;
+                engine.rename(&next, name).await?;
                 start(engine, spec, name).await?;
                 health::wait(engine, spec, name).await?;
             }
@@ -465,9 +504,7 @@ async fn make(
     let volumes = create::files_volumes(spec);
     if !volumes.is_empty() {
         ensure_tool_image(engine).await?;
-    }
-    for fv in &volumes {
-        fill_files_volume(engine, spec, fv, journal).await?;
+        fill_files_volumes(engine, spec, &volumes, journal).await?;
     }
     let (body, more) = create::container(spec);
     // A container of that name left by a failed attempt is in the way.
@@ -481,12 +518,15 @@ async fn make(
     Ok(())
 }
 
-/// Writes a files volume through a helper container, unless a volume with
-/// that (content-derived) name already exists.
-async fn fill_files_volume(
+/// Writes a container's files volumes through one helper container that
+/// mounts them all. A volume is complete when it exists and no helper is
+/// left over: the helper creates the volumes (labelled) as it is created,
+/// and is removed only once the files are in, so a run killed in between
+/// leaves the helper behind and the next run writes the volumes again.
+async fn fill_files_volumes(
     engine: &Engine,
     spec: &ContainerSpec,
-    fv: &FilesVolume,
+    volumes: &[FilesVolume],
     journal: &Journal,
 ) -> Result<(), DeployError> {
     let domain = spec
@@ -494,59 +534,68 @@ async fn fill_files_volume(
         .get(ASSOCIATION_LABEL)
         .cloned()
         .unwrap_or_default();
-    if engine
-        .volumes(&domain)
-        .await?
+    let helper = format!("{}-fill", spec.name);
+    let (existing, leftover) =
+        tokio::try_join!(engine.volumes(&domain), engine.container(&helper))?;
+    let todo: Vec<&FilesVolume> = volumes
         .iter()
-        .any(|v| v.name == fv.name)
-    {
+        .filter(|v| leftover.is_some() || !existing.iter().any(|e| e.name == v.name))
+        .collect();
+    if todo.is_empty() {
         return Ok(());
     }
-    journal.push(Done::FilesVolume(fv.name.clone()));
-    let labels = BTreeMap::from([
-        (ASSOCIATION_LABEL.to_string(), domain.clone()),
+    for v in &todo {
+        if !existing.iter().any(|e| e.name == v.name) {
+            journal.push(Done::FilesVolume(v.name.clone()));
+        }
+    }
+    let labels: std::collections::HashMap<String, String> = BTreeMap::from([
+        (ASSOCIATION_LABEL.to_string(), domain),
         (KIND_LABEL.to_string(), "files".to_string()),
-    ]);
-    engine.create_volume(&fv.name, &labels).await?;
-    let helper = format!("{}-fill", fv.name);
+    ])
+    .into_iter()
+    .collect();
+    let mut helper_labels = labels.clone();
+    helper_labels.insert(KIND_LABEL.to_string(), "helper".to_string());
+    let mounts = todo
+        .iter()
+        .enumerate()
+        .map(|(i, v)| bollard::models::Mount {
+            target: Some(format!("/v{i}")),
+            source: Some(v.name.clone()),
+            typ: Some(bollard::models::MountType::VOLUME),
+            volume_options: Some(bollard::models::MountVolumeOptions {
+                labels: Some(labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
     let body = bollard::models::ContainerCreateBody {
         image: Some(TOOL_IMAGE.to_string()),
         cmd: Some(vec!["/voisin-tool".into()]),
-        labels: Some(
-            BTreeMap::from([
-                (ASSOCIATION_LABEL.to_string(), domain),
-                (KIND_LABEL.to_string(), "helper".to_string()),
-            ])
-            .into_iter()
-            .collect(),
-        ),
+        labels: Some(helper_labels),
         network_disabled: Some(true),
         host_config: Some(bollard::models::HostConfig {
-            mounts: Some(vec![bollard::models::Mount {
-                target: Some("/v".into()),
-                source: Some(fv.name.clone()),
-                typ: Some(bollard::models::MountType::VOLUME),
-                ..Default::default()
-            }]),
+            mounts: Some(mounts),
             ..Default::default()
         }),
         ..Default::default()
     };
     engine.remove(&helper).await?;
     engine.create_container(&helper, body, &[]).await?;
-    let names: Vec<(String, &crate::render::state::FileSpec)> = fv
-        .files
-        .iter()
-        .map(|f| (f.path.rsplit('/').next().unwrap_or(&f.path).to_string(), f))
-        .collect();
-    let tar = create::files_tar("/v", names.iter().map(|(n, f)| (n.as_str(), *f)))
-        .map_err(|e| DeployError::Local(e.to_string()));
-    let uploaded = match tar {
-        Ok(tar) => engine.upload(&helper, tar).await.map_err(DeployError::from),
-        Err(e) => Err(e),
-    };
+    let mut entries = Vec::new();
+    for (i, v) in todo.iter().enumerate() {
+        for f in &v.files {
+            let file = f.path.rsplit('/').next().unwrap_or(&f.path);
+            entries.push((format!("v{i}/{file}"), f));
+        }
+    }
+    let tar = create::files_tar("/", entries.iter().map(|(n, f)| (n.as_str(), *f)))
+        .map_err(|e| DeployError::Local(e.to_string()))?;
+    engine.upload(&helper, tar).await?;
     engine.remove(&helper).await?;
-    uploaded
+    Ok(())
 }
 
 /// Starts a container, turning a taken port into its own error.
