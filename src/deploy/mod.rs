@@ -208,7 +208,8 @@ pub async fn apply(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Summary, DeployError> {
     let journal = Journal::default();
-    let run = run(engine, desired, plan, reporter, &journal);
+    let steps = Mutex::new(Steps::default());
+    let run = run(engine, desired, plan, reporter, &journal, &steps);
     let outcome = tokio::select! {
         r = run => r,
         _ = tokio::signal::ctrl_c() => Err(DeployError::Interrupted),
@@ -218,7 +219,8 @@ pub async fn apply(
             finish(engine, plan, reporter).await?;
             // The containers are healthy and stay: a failing step is said,
             // and runs again next time, but undoes nothing.
-            steps(engine, desired, plan, reporter, &mut summary).await?;
+            let steps = steps.into_inner().unwrap_or_default();
+            record_steps(engine, desired, steps, &mut summary).await?;
             Ok(summary)
         }
         Err(e) => {
@@ -235,6 +237,7 @@ async fn run(
     plan: &Plan,
     reporter: &Arc<dyn Reporter>,
     journal: &Journal,
+    steps: &Mutex<Steps>,
 ) -> Result<Summary, DeployError> {
     let mut summary = Summary::default();
     for c in &plan.cleanup {
@@ -284,11 +287,32 @@ async fn run(
             reporter.done(&spec.name, &format!("volume {} created", spec.name));
             Ok::<_, DeployError>(())
         });
-    let (networks, volumes) = tokio::join!(join_all(networks), join_all(volumes));
-    for r in networks.into_iter().chain(volumes) {
-        r?;
-    }
-    containers(engine, desired, plan, reporter, journal, &mut summary).await?;
+    // Networks and volumes are made while the containers' files are
+    // written (which needs neither); containers are created once they exist.
+    let (ready, _) = tokio::sync::watch::channel(None);
+    let base = async {
+        let (networks, volumes) = tokio::join!(join_all(networks), join_all(volumes));
+        let result: Result<(), DeployError> = networks.into_iter().chain(volumes).collect();
+        ready.send_replace(Some(result.is_ok()));
+        result
+    };
+    let (base, containers) = tokio::join!(
+        base,
+        containers(
+            Shared {
+                engine,
+                desired,
+                plan,
+                reporter,
+                journal,
+                base: &ready,
+                steps,
+            },
+            &mut summary
+        )
+    );
+    base?;
+    containers?;
     for c in plan
         .containers
         .iter()
@@ -302,16 +326,30 @@ async fn run(
     Ok(summary)
 }
 
+/// What every branch of a run shares.
+struct Shared<'a> {
+    engine: &'a Engine,
+    desired: &'a DesiredState,
+    plan: &'a Plan,
+    reporter: &'a Arc<dyn Reporter>,
+    journal: &'a Journal,
+    /// Set once the networks and volumes exist (or could not be made).
+    base: &'a tokio::sync::watch::Sender<Option<bool>>,
+    steps: &'a Mutex<Steps>,
+}
+
 /// Every container's action, each branch waiting for what it depends on,
 /// independent branches at once.
-async fn containers(
-    engine: &Engine,
-    desired: &DesiredState,
-    plan: &Plan,
-    reporter: &Arc<dyn Reporter>,
-    journal: &Journal,
-    summary: &mut Summary,
-) -> Result<(), DeployError> {
+async fn containers(shared: Shared<'_>, summary: &mut Summary) -> Result<(), DeployError> {
+    let Shared {
+        engine,
+        desired,
+        plan,
+        reporter,
+        journal,
+        base,
+        steps,
+    } = shared;
     let states: BTreeMap<&str, tokio::sync::watch::Sender<Option<bool>>> = desired
         .containers
         .iter()
@@ -327,7 +365,7 @@ async fn containers(
             // Creating a container and putting its files in place needs
             // nothing else to run: every branch does it at once, and only
             // the start waits for what the container depends on.
-            if let Err(e) = prepare(engine, spec, action, reporter, journal).await {
+            if let Err(e) = prepare(engine, spec, action, reporter, journal, base).await {
                 if let Some(me) = me {
                     me.send_replace(Some(false));
                 }
@@ -352,7 +390,10 @@ async fn containers(
             if let Some(me) = me {
                 me.send_replace(Some(result.is_ok()));
             }
-            result.map(|()| action)
+            result?;
+            // Its steps run while the containers that depend on it start.
+            steps_of(engine, desired, plan, &spec.name, reporter, steps).await?;
+            Ok(action)
         }
     });
     let mut first_error = None;
@@ -421,21 +462,39 @@ async fn prepare(
     action: Action,
     reporter: &Arc<dyn Reporter>,
     journal: &Journal,
+    base: &tokio::sync::watch::Sender<Option<bool>>,
 ) -> Result<(), DeployError> {
     let name = &spec.name;
-    match action {
-        Action::Keep | Action::Remove | Action::Start => Ok(()),
+    let target = match action {
+        Action::Keep | Action::Remove | Action::Start => return Ok(()),
         Action::Create => {
             reporter.begin(name, &format!("creating {name}"));
             journal.push(Done::Created(name.clone()));
-            make(engine, spec, name, journal).await
+            name.clone()
         }
         Action::Replace => {
             reporter.begin(name, &format!("replacing {name}"));
             journal.push(Done::Replaced(name.clone()));
-            make(engine, spec, &format!("{name}{NEXT_SUFFIX}"), journal).await
+            format!("{name}{NEXT_SUFFIX}")
         }
+    };
+    let volumes = create::files_volumes(spec);
+    if !volumes.is_empty() {
+        ensure_tool_image(engine).await?;
+        fill_files_volumes(engine, spec, &volumes, journal).await?;
     }
+    // The container joins networks and mounts volumes: wait for them.
+    let made = base
+        .subscribe()
+        .wait_for(Option::is_some)
+        .await
+        .is_ok_and(|v| *v == Some(true));
+    if !made {
+        return Err(DeployError::Local(format!(
+            "`{name}` was not created: its networks or volumes could not be"
+        )));
+    }
+    make(engine, spec, &target).await
 }
 
 /// The second half, once what the container depends on is healthy: start
@@ -494,18 +553,9 @@ fn can_overlap(spec: &ContainerSpec) -> bool {
     spec.ports.is_empty() && spec.mounts.iter().all(|m| m.read_only)
 }
 
-/// Creates the container `name` from `spec` with its files in place.
-async fn make(
-    engine: &Engine,
-    spec: &ContainerSpec,
-    name: &str,
-    journal: &Journal,
-) -> Result<(), DeployError> {
-    let volumes = create::files_volumes(spec);
-    if !volumes.is_empty() {
-        ensure_tool_image(engine).await?;
-        fill_files_volumes(engine, spec, &volumes, journal).await?;
-    }
+/// Creates the container `name` from `spec` and writes its files into it
+/// (its files volumes, for a read-only root, are already written).
+async fn make(engine: &Engine, spec: &ContainerSpec, name: &str) -> Result<(), DeployError> {
     let (body, more) = create::container(spec);
     // A container of that name left by a failed attempt is in the way.
     engine.remove(name).await?;
@@ -624,28 +674,47 @@ async fn start(engine: &Engine, spec: &ContainerSpec, name: &str) -> Result<(), 
     }
 }
 
-/// Runs the after-start steps the plan names, in order, and records each
-/// one done.
-async fn steps(
+/// What the after-start steps of a run did, gathered from every branch.
+#[derive(Debug, Default)]
+struct Steps {
+    /// Step key → id of the container it ran (or was found done) in.
+    done: Vec<(String, String)>,
+    /// The first step that failed.
+    failure: Option<DeployError>,
+    run: usize,
+    skipped: usize,
+}
+
+/// Runs, in order, the steps the plan names for one container, once it is
+/// healthy. A failing step stops that container's steps; it is kept apart
+/// from the deploy's own errors, because it undoes nothing.
+async fn steps_of(
     engine: &Engine,
     desired: &DesiredState,
     plan: &Plan,
+    container: &str,
     reporter: &Arc<dyn Reporter>,
-    summary: &mut Summary,
+    results: &Mutex<Steps>,
 ) -> Result<(), DeployError> {
-    if plan.steps.is_empty() {
+    let to_run: BTreeSet<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.container == container)
+        .map(|s| s.key.as_str())
+        .collect();
+    if to_run.is_empty() {
         return Ok(());
     }
-    let to_run: BTreeSet<&str> = plan.steps.iter().map(|s| s.key.as_str()).collect();
-    let mut rec = record::read(engine, &desired.association).await?;
-    let ids: BTreeMap<String, String> = engine
-        .containers(&desired.domain)
+    let id = engine
+        .container(container)
         .await?
-        .into_iter()
-        .map(|c| (c.name, c.id))
-        .collect();
-    let mut failure = None;
-    for step in &desired.after_start {
+        .map(|c| c.id)
+        .unwrap_or_default();
+    for step in desired
+        .after_start
+        .iter()
+        .filter(|s| s.container == container)
+    {
         let key = crate::plan::step_key(step);
         if !to_run.contains(key.as_str()) {
             continue;
@@ -655,59 +724,67 @@ async fn steps(
             .iter()
             .map(|(k, v)| format!("{k}={}", v.expose()))
             .collect();
-        reporter.begin(&key, &format!("{} in {}", step.doc, step.container));
-        let skip = if step.unless.is_empty() {
-            false
-        } else {
-            engine
-                .exec(
-                    &step.container,
-                    &step.unless,
-                    step.user.as_deref(),
-                    &env,
-                    None,
-                )
+        let what = format!("{} in {}", step.doc, step.container);
+        reporter.begin(&key, &what);
+        let done = !step.unless.is_empty()
+            && engine
+                .exec(container, &step.unless, step.user.as_deref(), &env, None)
                 .await?
                 .code
-                == 0
-        };
-        if skip {
-            summary.steps_skipped += 1;
+                == 0;
+        let outcome = if done {
+            None
         } else {
             let out = engine
-                .exec(
-                    &step.container,
-                    &step.command,
-                    step.user.as_deref(),
-                    &env,
-                    None,
-                )
+                .exec(container, &step.command, step.user.as_deref(), &env, None)
                 .await?;
-            if out.code != 0 {
-                reporter.failed(&key, &format!("{} in {}", step.doc, step.container));
-                failure = Some(DeployError::Step {
-                    doc: step.doc.clone(),
-                    about: step
-                        .about
-                        .as_ref()
-                        .map(|a| format!(" for {a}"))
-                        .unwrap_or_default(),
-                    container: step.container.clone(),
-                    code: out.code,
-                    output: tail(&out.stderr, &out.stdout, &env),
-                });
-                break;
-            }
-            summary.steps_run += 1;
+            (out.code != 0).then(|| DeployError::Step {
+                doc: step.doc.clone(),
+                about: step
+                    .about
+                    .as_ref()
+                    .map(|a| format!(" for {a}"))
+                    .unwrap_or_default(),
+                container: step.container.clone(),
+                code: out.code,
+                output: tail(&out.stderr, &out.stdout, &env),
+            })
+        };
+        let Ok(mut results) = results.lock() else {
+            return Ok(());
+        };
+        if let Some(failure) = outcome {
+            reporter.failed(&key, &what);
+            results.failure.get_or_insert(failure);
+            return Ok(());
         }
-        reporter.done(&key, &format!("{} in {}", step.doc, step.container));
-        if let Some(id) = ids.get(&step.container) {
-            rec.steps.insert(key, id.clone());
+        reporter.done(&key, &what);
+        if done {
+            results.skipped += 1;
+        } else {
+            results.run += 1;
         }
+        results.done.push((key, id.clone()));
     }
-    // What was done is kept even when a later step failed.
-    record::write(engine, &desired.association, &desired.domain, &rec).await?;
-    failure.map_or(Ok(()), Err)
+    Ok(())
+}
+
+/// Records the steps done (even when a later one failed), then says the
+/// first failure.
+async fn record_steps(
+    engine: &Engine,
+    desired: &DesiredState,
+    results: Steps,
+    summary: &mut Summary,
+) -> Result<(), DeployError> {
+    summary.steps_run = results.run;
+    summary.steps_skipped = results.skipped;
+    if !results.done.is_empty() {
+        let mut rec = record::read(engine, &desired.association).await?;
+        rec.steps.extend(results.done);
+        record::write(engine, &desired.association, &desired.domain, &rec).await?;
+    }
+    results.failure.map_or(Ok(()), Err)
 }
 
 /// The last lines a command printed, with any value of its environment
