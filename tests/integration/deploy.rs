@@ -82,20 +82,26 @@ fn cookie(jar: &std::path::Path, name: &str) -> String {
 
 #[test]
 fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_clean() {
-    let manifest = root().join("examples/quickstart.yaml");
-    let state = root().join("examples/.voisin");
-    let _ = std::fs::remove_dir_all(&state);
-    // Whatever an earlier run left: taken down first.
-    let _ = Voisin::new(["down", "--volumes", "--yes", "-f"])
-        .arg(&manifest)
-        .run();
+    // The quickstart as it is, under another name and port: a trial the
+    // developer runs from the README (on 8080) is never touched.
+    let work = tempfile::tempdir().expect("temp dir");
+    let manifest = work.path().join("voisin.yaml");
+    let text = std::fs::read_to_string(root().join("examples/quickstart.yaml"))
+        .expect("the quickstart")
+        .replace("quickstart.localhost", "quickstart-test.localhost")
+        .replace("port: 8080", "port: 18090");
+    assert!(
+        text.contains("port: 18090"),
+        "the quickstart names its port"
+    );
+    std::fs::write(&manifest, text).expect("writes the copy");
 
     let first = Voisin::new(["deploy", "--progress", "never", "-f"])
         .arg(&manifest)
         .run();
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     assert!(
-        first.stdout.contains("board: http://127.0.0.1:8080"),
+        first.stdout.contains("board: http://127.0.0.1:18090"),
         "{}",
         first.stdout
     );
@@ -120,7 +126,7 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
         );
     let dir = tempfile::tempdir().expect("temp dir");
     let jar = dir.path().join("cookies");
-    let (code, _) = curl(&jar, &["http://127.0.0.1:8080/signin"]);
+    let (code, _) = curl(&jar, &["http://127.0.0.1:18090/signin"]);
     assert_eq!(code, 200);
     let csrf = cookie(&jar, "voisin_csrf");
     let (code, _) = curl(
@@ -132,7 +138,7 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
             &format!("password={password}"),
             "--data-urlencode",
             &format!("csrf={csrf}"),
-            "http://127.0.0.1:8080/signin",
+            "http://127.0.0.1:18090/signin",
         ],
     );
     assert_eq!(code, 303, "the handed-over password signs the admin in");
@@ -151,11 +157,11 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
             "title=A drill from the quickstart",
             "-F",
             "description=Ask me",
-            "http://127.0.0.1:8080/offers",
+            "http://127.0.0.1:18090/offers",
         ],
     );
     assert_eq!(code, 303, "the offer is created");
-    let (code, page) = curl(&jar, &["http://127.0.0.1:8080/offers"]);
+    let (code, page) = curl(&jar, &["http://127.0.0.1:18090/offers"]);
     assert_eq!(code, 200);
     assert!(page.contains("A drill from the quickstart"), "{page}");
 
@@ -173,9 +179,8 @@ fn the_quickstart_deploys_serves_the_board_redeploys_as_a_no_op_and_comes_down_c
         .run();
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_eq!(
-        labelled("quickstart.localhost"),
+        labelled("quickstart-test.localhost"),
         Vec::<String>::new(),
         "down leaves nothing labelled"
     );
-    let _ = std::fs::remove_dir_all(&state);
 }
