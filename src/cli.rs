@@ -298,7 +298,8 @@ pub struct DownArgs {
     #[arg(long)]
     pub yes: bool,
 
-    /// Take over the lock held by a run that died on another machine.
+    /// Take over the lock held by a run that died on another machine
+    /// (asks for confirmation unless `--yes`).
     #[arg(long)]
     pub force_unlock: bool,
 }

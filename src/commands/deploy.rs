@@ -1,7 +1,7 @@
 //! `voisin plan` and `voisin deploy`: render, look at the engine, compare,
 //! and (for deploy) carry out the difference under the association's lock.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -91,7 +91,10 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         runtime,
         reporter,
     } = c;
-    let force = args.force_unlock && confirm_unlock(args.yes)?;
+    if args.force_unlock {
+        confirm_unlock(args.yes)?;
+    }
+    let force = args.force_unlock;
     let result = runtime.block_on(async {
         let observed = deploy::observe(&engine, &desired).await?;
         let first = plan::plan(&desired, &observed);
@@ -207,23 +210,15 @@ fn print_outcome(
 }
 
 /// Asks before taking over another run's lock.
-fn confirm_unlock(yes: bool) -> anyhow::Result<bool> {
+pub(super) fn confirm_unlock(yes: bool) -> anyhow::Result<()> {
     if yes {
-        return Ok(true);
+        return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(crate::UsageError::new(
-            "`--force-unlock` takes the lock from a run that may still be working",
-            Some("make sure that run is gone, then add `--yes`".into()),
-        )
-        .into());
-    }
-    eprint!("take over the lock even if its run still works? type `yes`: ");
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" {
-        Ok(true)
-    } else {
-        Err(crate::UsageError::new("not confirmed; the lock was left alone", None).into())
-    }
+    super::confirm(
+        "take over the lock even if its run still works? type `yes`: ",
+        "yes",
+        "`--force-unlock` takes the lock from a run that may still be working",
+        "make sure that run is gone, then add `--yes`",
+        "not confirmed; the lock was left alone",
+    )
 }

@@ -1,7 +1,7 @@
 //! `voisin status`, `voisin logs` and `voisin down`: looking at and taking
 //! down what a deploy made.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::Write as _;
 
 use futures_util::StreamExt as _;
 
@@ -219,6 +219,9 @@ pub fn down(global: &GlobalArgs, args: &DownArgs) -> anyhow::Result<Outcome> {
     if args.volumes && !args.yes {
         confirm_volumes(&desired.domain)?;
     }
+    if args.force_unlock {
+        super::deploy::confirm_unlock(args.yes)?;
+    }
     runtime.block_on(async {
         let containers = engine.containers(&desired.domain).await?;
         let networks = engine.networks(&desired.domain).await?;
@@ -284,19 +287,11 @@ pub fn down(global: &GlobalArgs, args: &DownArgs) -> anyhow::Result<Outcome> {
 
 /// Asks to type the association's domain before removing its data.
 fn confirm_volumes(domain: &str) -> anyhow::Result<()> {
-    if !std::io::stdin().is_terminal() {
-        return Err(UsageError::new(
-            "`--volumes` removes every member's data and needs a confirmation",
-            Some("add `--yes` when that is what you want".into()),
-        )
-        .into());
-    }
-    eprint!("this removes every member's data for good; type `{domain}` to go on: ");
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == domain {
-        Ok(())
-    } else {
-        Err(UsageError::new("not confirmed; nothing was removed", None).into())
-    }
+    super::confirm(
+        &format!("this removes every member's data for good; type `{domain}` to go on: "),
+        domain,
+        "`--volumes` removes every member's data and needs a confirmation",
+        "add `--yes` when that is what you want",
+        "not confirmed; nothing was removed",
+    )
 }

@@ -138,3 +138,26 @@ fn manifest_path(global: &GlobalArgs) -> PathBuf {
         .clone()
         .unwrap_or_else(|| PathBuf::from("voisin.yaml"))
 }
+
+/// Asks the person at the terminal to type `expected` after `question`.
+/// Without a terminal nobody can answer: refused with `why` and `hint`.
+fn confirm(
+    question: &str,
+    expected: &str,
+    why: &str,
+    hint: &str,
+    refused: &str,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::UsageError::new(why, Some(hint.into())).into());
+    }
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() == expected {
+        Ok(())
+    } else {
+        Err(crate::UsageError::new(refused, None).into())
+    }
+}
