@@ -25,10 +25,11 @@ pub mod render;
 pub mod secrets;
 pub mod units;
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{Args as _, FromArgMatches as _, Parser as _};
 
 /// How a command ended, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +80,7 @@ impl UsageError {
 
 /// Runs voisin with the process's arguments and returns its exit status.
 pub fn run() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match parse_command_line(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout with status 0, and
@@ -93,6 +94,33 @@ pub fn run() -> ExitCode {
         Err(err) => report(&err),
     };
     ExitCode::from(outcome.code())
+}
+
+/// Parses the command line.
+///
+/// Building clap's whole tree (every subcommand with every option) was a
+/// fifth of a `check`'s run, which must stay within 2 ms (issue 11). So a
+/// line that names `check` is first parsed against a tree that holds
+/// `check` alone, with the same argument types; a line that does not parse
+/// there (help, version, a mistake, any other command) is parsed by the
+/// full tree, so every message is the one the full tree gives.
+fn parse_command_line(args: Vec<OsString>) -> Result<cli::Cli, clap::Error> {
+    if args.iter().skip(1).any(|a| a == "check")
+        && let Some(cli) = parse_check_alone(&args)
+    {
+        return Ok(cli);
+    }
+    cli::Cli::try_parse_from(args)
+}
+
+/// The command line parsed against a tree holding only `check`, when it
+/// parses there without error.
+fn parse_check_alone(args: &[OsString]) -> Option<cli::Cli> {
+    let command = cli::GlobalArgs::augment_args(clap::Command::new("voisin"))
+        .subcommand(cli::CheckArgs::augment_args(clap::Command::new("check")))
+        .subcommand_required(true);
+    let matches = command.try_get_matches_from(args).ok()?;
+    cli::Cli::from_arg_matches(&matches).ok()
 }
 
 /// Prints an error that stopped a command, with its causes and hint, and
@@ -156,5 +184,51 @@ fn report(err: &anyhow::Error) -> Outcome {
         Outcome::Unusable
     } else {
         Outcome::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<OsString> {
+        line.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn check_alone_parses_as_the_full_tree_does() {
+        for line in [
+            "voisin check",
+            "voisin check a.yaml b.yaml",
+            "voisin -q check a.yaml",
+            "voisin check -q --format json a.yaml",
+            "voisin -f check check",
+            "voisin --catalog dir --lang fr check -- -odd.yaml",
+            "voisin -vv --progress never check",
+            "voisin --identity id.txt check --format=json",
+        ] {
+            let alone = parse_check_alone(&args(line)).expect(line);
+            let full = cli::Cli::try_parse_from(args(line)).expect(line);
+            assert_eq!(format!("{alone:?}"), format!("{full:?}"), "{line}");
+        }
+    }
+
+    #[test]
+    fn lines_check_alone_cannot_parse_go_to_the_full_tree() {
+        for line in [
+            "voisin check --help",
+            "voisin --help check",
+            "voisin --version check",
+            "voisin check --no-such-option",
+            "voisin -q -v check",
+            "voisin dns --check",
+            "voisin render check",
+            "voisin -f check",
+            "voisin board serve --categories check",
+        ] {
+            assert!(parse_check_alone(&args(line)).is_none(), "{line}");
+        }
+        let cli = parse_command_line(args("voisin dns --check")).expect("parses");
+        assert!(matches!(cli.command, cli::Command::Dns(_)));
     }
 }
