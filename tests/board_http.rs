@@ -462,6 +462,46 @@ async fn browsing_pages_through_many_offers() {
     assert!(second.body.contains("Book number 0<") && !second.body.contains("page=3"));
 }
 
+/// The `csrf` fields of a page's forms.
+fn form_tokens(page: &str) -> Vec<&str> {
+    page.match_indices("name=\"csrf\" value=\"")
+        .map(|(at, field)| {
+            let rest = &page[at + field.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kept_pages_carry_each_browsers_own_token_and_show_every_change() {
+    let b = TestBoard::new();
+    let mut laptop = b.signed_in("alice").await;
+    let mut phone = b.signed_in("alice").await;
+    let (laptop_token, phone_token) = (laptop.csrf().await, phone.csrf().await);
+    assert_ne!(laptop_token, phone_token);
+    let id = laptop.offer("Kept drill", "tools").await;
+    for path in ["/".to_string(), "/offers".into(), format!("/offers/{id}")] {
+        // Twice each: the second view is the kept page.
+        for _ in 0..2 {
+            for (client, token) in [(&mut laptop, &laptop_token), (&mut phone, &phone_token)] {
+                let page = client.get(&path).await;
+                let tokens = form_tokens(&page.body);
+                assert!(!tokens.is_empty(), "{path} has a form");
+                assert!(tokens.iter().all(|t| t == token), "{path}: {tokens:?}");
+            }
+        }
+    }
+    phone.offer("Fresh ladder", "tools").await;
+    assert!(laptop.get("/offers").await.body.contains("Fresh ladder"));
+    assert!(laptop.get("/").await.body.contains("Fresh ladder"));
+    // Another member gets their own page, with their own token.
+    let mut bob = b.signed_in("bob").await;
+    let bob_token = bob.csrf().await;
+    let page = bob.get("/offers").await.body;
+    assert!(page.contains("Bob Durand"));
+    assert!(form_tokens(&page).iter().all(|t| *t == bob_token));
+}
+
 #[tokio::test]
 async fn the_front_page_shows_what_is_new_this_week() {
     let b = TestBoard::new();

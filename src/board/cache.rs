@@ -1,8 +1,9 @@
 //! Caches for what members load most. Between two changes to the board
-//! every member sees the same offer lists, and a session stays who it is:
-//! both are kept in memory and forgotten whenever a form is posted (every
-//! change to the board, signing out and disabling a member included, comes
-//! through a POST).
+//! every member sees the same offer lists, each member the same pages (but
+//! for each browser's CSRF token), and a session stays who it is: all are
+//! kept in memory and forgotten whenever a form is posted (every change to
+//! the board, signing out and disabling a member included, comes through a
+//! POST).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,6 +107,38 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
     }
 }
 
+/// A rendered page cut where each CSRF token goes. Between two changes a
+/// member's page is the same in every browser but for the token, which is
+/// each browser's own: the page is rendered once with a stand-in for it,
+/// cut there, and joined again around the token of whoever asks.
+#[derive(Debug)]
+pub struct CutPage {
+    parts: Vec<String>,
+}
+
+impl CutPage {
+    /// Cuts `html` wherever `slot`, the stand-in for the token, appears.
+    pub fn cut(html: &str, slot: &str) -> Self {
+        Self {
+            parts: html.split(slot).map(str::to_string).collect(),
+        }
+    }
+
+    /// The page with `token` in every place the stand-in was.
+    pub fn with_token(&self, token: &str) -> String {
+        let slots = self.parts.len().saturating_sub(1);
+        let len = self.parts.iter().map(String::len).sum::<usize>() + token.len() * slots;
+        let mut page = String::with_capacity(len);
+        for (i, part) in self.parts.iter().enumerate() {
+            if i > 0 {
+                page.push_str(token);
+            }
+            page.push_str(part);
+        }
+        page
+    }
+}
+
 /// Signed-in sessions by token hash, with their expiry, so a page view
 /// needs no database query to know who is asking.
 #[derive(Debug)]
@@ -160,6 +193,14 @@ mod tests {
             more: false,
             empty: false,
         }
+    }
+
+    #[test]
+    fn a_cut_page_takes_each_browsers_token_in_every_form() {
+        let page = CutPage::cut("<a>SLOT</a><b>SLOT</b>", "SLOT");
+        assert_eq!(page.with_token("t1"), "<a>t1</a><b>t1</b>");
+        assert_eq!(page.with_token("t2"), "<a>t2</a><b>t2</b>");
+        assert_eq!(CutPage::cut("no form", "SLOT").with_token("t"), "no form");
     }
 
     #[test]

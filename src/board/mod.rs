@@ -45,6 +45,9 @@ const UPLOADS_AT_ONCE: usize = 3;
 /// `routes/offers.rs`): 8 MB.
 const PHOTOS_KEPT: usize = 32;
 
+/// Members' pages kept in memory, each some 10 KB: 4 MB at most.
+const MEMBER_PAGES_KEPT: usize = 400;
+
 /// What every request and the background task share.
 pub struct Shared {
     config: Config,
@@ -63,6 +66,12 @@ pub struct Shared {
     /// Offers and their requests as the offer page shows them, by id and
     /// day, until the next change.
     offer_pages: cache::Memo<(i64, String), Arc<routes::OfferData>>,
+    /// Members' pages (front, lists, offers) by page, member and hour,
+    /// until the next change, cut where the CSRF token goes.
+    member_pages: cache::Memo<(String, String, i64), Arc<cache::CutPage>>,
+    /// What pages kept in `member_pages` are rendered with in place of the
+    /// CSRF token: random, so no text a member writes can contain it.
+    csrf_slot: String,
     /// Small photos, by offer id, until the next change.
     photos: cache::Memo<i64, (axum::http::HeaderValue, axum::body::Bytes)>,
     /// Who each session is, until the next change.
@@ -107,6 +116,8 @@ impl Board {
                 mail_waiting: Notify::new(),
                 lists: cache::ListCache::default(),
                 offer_pages: cache::Memo::new(1_024),
+                member_pages: cache::Memo::new(MEMBER_PAGES_KEPT),
+                csrf_slot: auth::random_token(),
                 photos: cache::Memo::new(PHOTOS_KEPT),
                 sessions: cache::SessionCache::default(),
                 password_checks: tokio::sync::Semaphore::new(2),

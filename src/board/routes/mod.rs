@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::Shared;
 use super::auth::{self, cookie, set_cookie};
+use super::cache::CutPage;
 use super::config::Subnet;
 
 /// The state every handler shares.
@@ -572,6 +573,41 @@ fn lookup_session(state: &AppState, hash: Vec<u8>, now: i64) -> Result<Option<Me
         state.sessions.put(hash, member.clone(), expires);
         member
     }))
+}
+
+/// Longest key of a page kept in memory (see [`member_page`]).
+const MEMBER_PAGE_KEY_MAX: usize = 200;
+
+/// A signed-in member's page `page` (a key naming it and everything it
+/// shows but the member and the time): kept from an earlier view when
+/// nothing changed since within the hour, else rendered by `render` (given
+/// the stand-in for the CSRF token to put in its forms) and kept. Its
+/// figures are in `docs/benchmarks.md`: rendering every view was most of a
+/// page's cost.
+pub(crate) fn member_page(
+    state: &AppState,
+    viewer: &Viewer,
+    member: &Member,
+    page: String,
+    render: impl FnOnce(&str) -> Result<String, Failure>,
+) -> Outcome {
+    // A search of a whole paragraph is not worth keeping: kept pages stay
+    // small, whatever members type.
+    if page.len() > MEMBER_PAGE_KEY_MAX {
+        return Ok(Html(render(&viewer.csrf)?).into_response());
+    }
+    // Read first, so a change during the rendering makes the page stale,
+    // never wrong (see `ListCache::generation`).
+    let generation = state.lists.generation();
+    let key = (page, member.id.clone(), state.clock.now().div_euclid(3_600));
+    let cut = if let Some(cut) = state.member_pages.get(&key, generation) {
+        cut
+    } else {
+        let cut = Arc::new(CutPage::cut(&render(&state.csrf_slot)?, &state.csrf_slot));
+        state.member_pages.put(key, generation, cut.clone());
+        cut
+    };
+    Ok(Html(cut.with_token(&viewer.csrf)).into_response())
 }
 
 /// Renders a page.

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::loaded::{Offer, OfferData, RequestRow, STATUS_SQL, offer_data, visible};
-use super::{AppState, Failure, Outcome, Viewer, render, see_other};
+use super::{AppState, Failure, Outcome, Viewer, member_page, render, see_other};
 use crate::board::cache::Cached;
 
 /// Offers per page when browsing.
@@ -126,17 +126,21 @@ pub(crate) async fn front(State(state): State<AppState>, viewer: Viewer) -> Outc
     let Some(me) = viewer.member.clone() else {
         return super::session::page(State(state), viewer).await;
     };
+    // The week starts on the hour, as the kept page lasts.
     let since = (state.clock.now() - 7 * 86_400).div_euclid(3_600) * 3_600;
-    let filter = Filter {
-        since: Some(since),
-        ..Filter::default()
-    };
-    let list = cached_list(&state, format!("front\u{1f}{since}"), filter, 1)?;
-    let mut ctx = state.context(Some(&me), &viewer.csrf);
-    ctx.insert("notice", &viewer.notice);
-    ctx.insert("cards", list.html.as_ref());
-    ctx.insert("empty", &list.empty);
-    render(&state, "front.html", &ctx)
+    let page = format!("front\u{1f}{}", viewer.notice);
+    member_page(&state, &viewer, &me, page, |csrf| {
+        let filter = Filter {
+            since: Some(since),
+            ..Filter::default()
+        };
+        let list = cached_list(&state, format!("front\u{1f}{since}"), filter, 1)?;
+        let mut ctx = state.context(Some(&me), csrf);
+        ctx.insert("notice", &viewer.notice);
+        ctx.insert("cards", list.html.as_ref());
+        ctx.insert("empty", &list.empty);
+        Ok(state.pages.render("front.html", &ctx)?)
+    })
 }
 
 /// Page `page` of the offers `filter` selects, rendered, from the cache
@@ -187,6 +191,23 @@ pub(crate) async fn browse(
 ) -> Outcome {
     let me = viewer.member()?.clone();
     let page = query.page.unwrap_or(1).clamp(1, 10_000);
+    let key = format!(
+        "offers\u{1f}{}\u{1f}{}\u{1f}{page}",
+        query.category, query.q
+    );
+    member_page(&state, &viewer, &me, key, |csrf| {
+        browse_page(&state, &me, csrf, &query, page)
+    })
+}
+
+/// The offer list (a category's, a search's) as `browse` shows it.
+fn browse_page(
+    state: &AppState,
+    me: &super::Member,
+    csrf: &str,
+    query: &BrowseQuery,
+    page: usize,
+) -> Result<String, Failure> {
     let category = Some(query.category.clone()).filter(|c| state.config.categories.contains(c));
     let words = fts_query(&query.q);
     let searching = !query.q.trim().is_empty();
@@ -210,15 +231,15 @@ pub(crate) async fn browse(
             words,
             since: None,
         };
-        cached_list(&state, key, filter, page)?
+        cached_list(state, key, filter, page)?
     };
-    let mut ctx = state.context(Some(&me), &viewer.csrf);
+    let mut ctx = state.context(Some(me), csrf);
     ctx.insert("cards", list.html.as_ref());
     ctx.insert("category", &query.category);
     ctx.insert("q", &query.q);
     ctx.insert("page", &page);
     ctx.insert("more", &list.more);
-    render(&state, "offers.html", &ctx)
+    Ok(state.pages.render("offers.html", &ctx)?)
 }
 
 pub(crate) async fn new_form(State(state): State<AppState>, viewer: Viewer) -> Outcome {
@@ -404,30 +425,34 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
 ) -> Outcome {
     let me = viewer.member()?.clone();
-    let data = cached_offer(&state, id)?
-        .filter(|d| may_see(&d.offer, &me))
-        .ok_or(Failure::NotFound)?;
-    let rows = data.rows_for(&me.id, &state);
-    let offer = &data.offer;
-    let mine = offer.owner_id == me.id;
-    let asked = rows
-        .iter()
-        .any(|r: &RequestRow| r.requester_id == me.id && r.active);
-    let today = state.clock.today();
-    let due = today + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21));
-    let mut ctx = state.context(Some(&me), &viewer.csrf);
-    ctx.insert("notice", &viewer.notice);
-    ctx.insert("offer", &offer);
-    ctx.insert("mine", &mine);
-    ctx.insert("asked", &asked);
-    ctx.insert("requests", &rows);
-    ctx.insert("today", &today.to_string());
-    ctx.insert("default_end", &due.to_string());
-    ctx.insert(
-        "status_label",
-        state.texts.get(&format!("status_{}", offer.status)),
-    );
-    render(&state, "offer.html", &ctx)
+    // Today (UTC) changes on the hour, as the kept page does.
+    let page = format!("offer\u{1f}{id}\u{1f}{}", viewer.notice);
+    member_page(&state, &viewer, &me, page, |csrf| {
+        let data = cached_offer(&state, id)?
+            .filter(|d| may_see(&d.offer, &me))
+            .ok_or(Failure::NotFound)?;
+        let rows = data.rows_for(&me.id, &state);
+        let offer = &data.offer;
+        let mine = offer.owner_id == me.id;
+        let asked = rows
+            .iter()
+            .any(|r: &RequestRow| r.requester_id == me.id && r.active);
+        let today = state.clock.today();
+        let due = today + chrono::Days::new(u64::try_from(state.config.loan_days()).unwrap_or(21));
+        let mut ctx = state.context(Some(&me), csrf);
+        ctx.insert("notice", &viewer.notice);
+        ctx.insert("offer", &offer);
+        ctx.insert("mine", &mine);
+        ctx.insert("asked", &asked);
+        ctx.insert("requests", &rows);
+        ctx.insert("today", &today.to_string());
+        ctx.insert("default_end", &due.to_string());
+        ctx.insert(
+            "status_label",
+            state.texts.get(&format!("status_{}", offer.status)),
+        );
+        Ok(state.pages.render("offer.html", &ctx)?)
+    })
 }
 
 #[derive(Debug, Deserialize)]
