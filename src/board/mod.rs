@@ -274,12 +274,3 @@ async fn stopped() {
         () = terminate => {}
     }
 }
-
-/// The whole program allocates through mimalloc: serving pages allocates
-/// many small values from two threads at once, where it is markedly faster
-/// than glibc's allocator and gives memory back to the system sooner (see
-/// the board's figures in `docs/benchmarks.md`). It is built without
-/// transparent huge pages (`no_thp` in `Cargo.toml`): a short command such as
-/// `check` would otherwise spend most of its start-up zeroing 2 MiB pages.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
