@@ -8,6 +8,7 @@
 #
 #   bench/board.sh                 # the figures in docs/benchmarks.md
 #   DURATION=10s bench/board.sh    # a quicker run
+#   BIN=/tmp/voisin-before bench/board.sh   # another build, for a before/after
 #
 # Needs wrk and curl (Debian: `apt-get install wrk curl`). Traffic stays on
 # 127.0.0.1; the server and its database are removed at the end.
@@ -22,8 +23,12 @@ PORT=${PORT:-18080}
 PHOTO_KB=${PHOTO_KB:-150}
 URL="http://127.0.0.1:$PORT"
 
-cargo build --release --locked --quiet
-bin=target/release/voisin
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release --locked --quiet
+  bin=target/release/voisin
+fi
 work=$(mktemp -d)
 server=""
 cleanup() {
