@@ -1,7 +1,6 @@
 //! Reads the built-in catalog's entries (`catalog/*.yaml`) at build time and
 //! embeds them as JSON, so that `voisin check` does not parse and
-//! shape-check them on every run (most of its time, before). Also links the
-//! executable at a fixed address, for the same reason (see `main`).
+//! shape-check them on every run (most of its time, before).
 //!
 //! Only the parsing moves here: what the entries mean is still checked by
 //! the full reader and the lint, in the tests (`catalog::load` tests compare
@@ -14,15 +13,6 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rerun-if-changed=catalog");
-    // A position-dependent executable on Linux: in a position-independent
-    // one the loader relocates some 22,000 pointers and copies the hundred
-    // pages holding them at every start, about 0.2 ms of a 2 ms `check`
-    // (issue 11, docs/benchmarks.md). The cost: voisin's own code is not
-    // moved by address-space randomisation (its libraries, heap and stack
-    // still are).
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!("cargo::rustc-link-arg-bins=-no-pie");
-    }
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("built_in_catalog.json");
     let embedded = read_entries().map_or_else(
