@@ -6,7 +6,6 @@
 //! `restic` against the server.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,44 +116,30 @@ impl Sftpd {
     /// The host alias the client config defines.
     pub const HOST: &'static str = "voisin-test-sftp";
 
-    /// Starts the server on a free port and waits until it listens.
+    /// Starts the server on a free port with `tests/support/sftpd.sh`,
+    /// which writes the keys and configs, and waits until it listens.
     pub fn start() -> Self {
-        let sshd = Path::new("/usr/sbin/sshd");
         assert!(
-            sshd.exists(),
+            Path::new("/usr/sbin/sshd").exists(),
             "the sftp tests need OpenSSH's server: `apt-get install openssh-server` (scripts/test does)"
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
-        for key in ["host_ed25519", "id_ed25519"] {
-            keygen(&path.join(key));
-        }
-        std::fs::copy(path.join("id_ed25519.pub"), path.join("authorized_keys"))
-            .expect("authorizes the client key");
-        for sub in ["srv", "state", "bin"] {
-            std::fs::create_dir(path.join(sub)).expect("folders");
-        }
+        std::fs::create_dir(path.join("state")).expect("the control folder");
         let user = command_output(Command::new("id").arg("-un"));
-        // As root, sshd wants its privilege separation folder, which the
-        // system's service makes at boot where one runs.
-        if user == "root" {
-            std::fs::create_dir_all("/run/sshd").expect("creates /run/sshd");
-        }
+        let script = root().join("tests/support/sftpd.sh");
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
-            write_configs(path, port, &user);
             let log = std::fs::File::create(path.join("sshd.log")).expect("sshd.log");
-            let mut child = Command::new(sshd)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(path.join("sshd_config"))
+            let mut child = Command::new(&script)
+                .arg(path)
+                .arg(port.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .expect("sshd starts");
+                .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
             let listening = format!("Server listening on 127.0.0.1 port {port}");
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -251,10 +236,12 @@ impl Sftpd {
         ]
     }
 
-    /// The options of the sftp service of `OpenDAL` (repository `opendal:sftp` in
-    /// rustic) for a repository in `folder`. `OpenDAL` passes the port only
-    /// inside the endpoint (`ssh://USER@HOST:PORT`); its known-hosts check
-    /// reads the user's own files unless [`Sftpd::env`] is applied.
+    /// The options of the sftp service of `OpenDAL` for a repository in
+    /// `folder` (rustic's repository `opendal:sftp` with these options).
+    /// `OpenDAL` has no port option (the port goes in the endpoint,
+    /// `ssh://USER@HOST:PORT`) and no known-hosts file: with `strict`,
+    /// `ssh` checks the user's `~/.ssh/known_hosts`, which knows nothing of
+    /// this server unless the process has [`Sftpd::env`].
     pub fn opendal_options(&self, folder: &Path) -> Vec<(String, String)> {
         [
             (
@@ -274,100 +261,14 @@ impl Sftpd {
 
 impl Drop for Sftpd {
     fn drop(&mut self) {
-        // The sessions first: each is a child of the listener, in a
-        // session of its own, and outlives it.
+        // The sessions first: each is a child of the listener (the script
+        // execs sshd), in a session of its own, and outlives it.
         let _ = Command::new("pkill")
             .args(["-TERM", "-P", &self.child.id().to_string()])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// An ed25519 key pair without a passphrase, at `path` and `path.pub`.
-fn keygen(path: &Path) {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "voisin-test", "-f"])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen runs (openssh-client)");
-    assert!(
-        out.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The server's config, the client's, the known hosts and the `ssh`
-/// wrapper, for `port`.
-fn write_configs(dir: &Path, port: u16, user: &str) {
-    let d = dir.display();
-    std::fs::write(
-        dir.join("sshd_config"),
-        format!(
-            "ListenAddress 127.0.0.1\n\
-             Port {port}\n\
-             HostKey {d}/host_ed25519\n\
-             PidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\n\
-             AllowUsers {user}\n\
-             PermitRootLogin prohibit-password\n\
-             PubkeyAuthentication yes\n\
-             PasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\n\
-             UsePAM no\n\
-             StrictModes no\n\
-             Subsystem sftp internal-sftp\n\
-             LogLevel VERBOSE\n"
-        ),
-    )
-    .expect("writes sshd_config");
-    std::fs::write(
-        dir.join("ssh_config"),
-        format!(
-            "Host {host} 127.0.0.1 localhost\n\
-             \x20 HostName 127.0.0.1\n\
-             \x20 Port {port}\n\
-             \x20 User {user}\n\
-             \x20 IdentityFile {d}/id_ed25519\n\
-             \x20 IdentitiesOnly yes\n\
-             \x20 UserKnownHostsFile {d}/known_hosts\n\
-             \x20 GlobalKnownHostsFile /dev/null\n\
-             \x20 StrictHostKeyChecking yes\n\
-             \x20 BatchMode yes\n\
-             \x20 LogLevel ERROR\n",
-            host = Sftpd::HOST,
-        ),
-    )
-    .expect("writes ssh_config");
-    let public = std::fs::read_to_string(dir.join("host_ed25519.pub")).expect("the host key");
-    let mut key = public
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
-    key.push('\n');
-    let mut known = String::new();
-    for name in [
-        format!("[127.0.0.1]:{port}"),
-        format!("[localhost]:{port}"),
-        Sftpd::HOST.to_string(),
-    ] {
-        let _ = write!(known, "{name} {key}");
-    }
-    std::fs::write(dir.join("known_hosts"), known).expect("writes known_hosts");
-    let wrapper = dir.join("bin/ssh");
-    let mut file = std::fs::File::create(&wrapper).expect("the ssh wrapper");
-    write!(
-        file,
-        "#!/bin/sh\n# The test sftp server's client config, for programs that run plain ssh.\nexec /usr/bin/ssh -F {d}/ssh_config \"$@\"\n"
-    )
-    .expect("writes the ssh wrapper");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
 }
 
 /// A port nobody listens on right now (sshd may still lose it to another
