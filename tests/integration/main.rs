@@ -9,6 +9,7 @@ mod deploy;
 mod dns;
 mod examples;
 mod help;
+mod images;
 mod init;
 mod remote;
 mod render;
