@@ -125,6 +125,12 @@ pub async fn ensure_agent_image(engine: &Engine) -> Result<String, BackupError> 
     if engine.image(&tag).await?.is_none() {
         let context = build::voisin_context(&[], &fingerprint).map_err(local)?;
         engine.build_image(&tag, context).await?;
+        // The images of earlier executables are of no more use.
+        for old in engine.images_named("voisin-agent").await? {
+            if old != tag {
+                engine.remove_image(&old).await?;
+            }
+        }
     }
     Ok(tag)
 }
@@ -291,6 +297,16 @@ pub async fn recover(
         }
     }
     Ok(())
+}
+
+/// Whether interrupted backups or restores left helpers (and so owe
+/// something that [`recover`] does).
+pub async fn leftovers(engine: &Engine, desired: &DesiredState) -> Result<bool, EngineError> {
+    Ok(engine.containers(&desired.domain).await?.iter().any(|c| {
+        c.labels
+            .get(KIND_LABEL)
+            .is_some_and(|k| matches!(k.as_str(), "backup" | "restore" | "verify"))
+    }))
 }
 
 /// How a service's backup went.
@@ -495,7 +511,8 @@ async fn take(
         Some(serve_volumes(engine, helper, &problems, &mut pumps).await?)
     };
 
-    let parent = repo::snapshots(repo.as_ref(), &desired.domain)?
+    let parent = snapshots_of(repo, &desired.domain)
+        .await?
         .into_iter()
         .rev()
         .find(|s| repo::tag_value(s, "service").as_deref() == Some(&service.service))
@@ -561,7 +578,8 @@ async fn take(
         });
     };
     // The kept snapshot has a new id (the id is its content's hash).
-    let saved = repo::snapshots(repo.as_ref(), &desired.domain)?
+    let saved = snapshots_of(repo, &desired.domain)
+        .await?
         .into_iter()
         .rev()
         .find(|s| repo::tag_value(s, "service").as_deref() == Some(&service_name))
@@ -601,6 +619,33 @@ async fn keep_or_drop(
     .await
     .map_err(local)?
     .map_err(local)
+}
+
+/// The association's complete snapshots, oldest first, read on a blocking
+/// thread: the sftp backend runs a runtime of its own, which cannot start
+/// inside this one.
+pub async fn snapshots_of(
+    repo: &Arc<Repo>,
+    association: &str,
+) -> Result<Vec<SnapshotFile>, BackupError> {
+    let repo = repo.clone();
+    let association = association.to_string();
+    tokio::task::spawn_blocking(move || repo::snapshots(repo.as_ref(), &association))
+        .await
+        .map_err(local)?
+        .map_err(BackupError::from)
+}
+
+/// [`forget_incomplete`] on a blocking thread.
+pub async fn forget_incomplete_of(
+    repo: &Arc<Repo>,
+    association: &str,
+) -> Result<usize, BackupError> {
+    let repo = repo.clone();
+    let association = association.to_string();
+    tokio::task::spawn_blocking(move || forget_incomplete(&repo, &association))
+        .await
+        .map_err(local)?
 }
 
 /// Removes what interrupted backups left half-written (never listed, never

@@ -123,7 +123,7 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
         args.force_unlock,
         async {
             let repo = open(&location, &password, true).await?;
-            let stale = backup::forget_incomplete(&repo, &desired.domain)?;
+            let stale = backup::forget_incomplete_of(&repo, &desired.domain).await?;
             if stale > 0 {
                 reporter.note(&format!(
                     "removed {stale} snapshot(s) that interrupted backups left half-written"
@@ -298,7 +298,7 @@ fn verify(global: &GlobalArgs, args: &VerifyArgs, common: &BackupArgs) -> anyhow
             })
             .await
             .map_err(|e| BackupError::Local(e.to_string()))?;
-            let snapshots = repo::snapshots(repo.as_ref(), &desired.domain)?;
+            let snapshots = backup::snapshots_of(&repo, &desired.domain).await?;
             reporter.note("reading back every snapshot's data");
             let damage_repo = repo.clone();
             let all = snapshots.clone();
@@ -381,7 +381,7 @@ fn prune(global: &GlobalArgs, args: &PruneArgs, common: &BackupArgs) -> anyhow::
         common.force_unlock,
         async {
             let repo = open(&location, &password, false).await?;
-            let snapshots = repo::snapshots(repo.as_ref(), &desired.domain)?;
+            let snapshots = backup::snapshots_of(&repo, &desired.domain).await?;
             let forget = to_forget(&snapshots, &policy, &verified);
             if dry_run {
                 return Ok(forget);
@@ -487,7 +487,7 @@ pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcom
         args.force_unlock,
         async {
             let repo = open(&location, &password, false).await?;
-            let snapshots: Vec<_> = repo::snapshots(repo.as_ref(), &desired.domain)?;
+            let snapshots: Vec<_> = backup::snapshots_of(&repo, &desired.domain).await?;
             let plan = restore_plan(&desired, &snapshots, wanted.as_deref(), &names)?;
             let mut done = Vec::new();
             for (service, _) in &plan {

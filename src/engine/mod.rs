@@ -500,6 +500,26 @@ impl Engine {
         }
     }
 
+    /// Every `NAME:TAG` the engine has for an image name.
+    pub async fn images_named(&self, name: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("reference".to_string(), vec![name.to_string()])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let images = self
+            .call(
+                Kind::Read,
+                &format!("GET /images/json?reference={name}"),
+                self.docker.list_images(Some(options)),
+            )
+            .await?;
+        Ok(images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t.starts_with(&format!("{name}:")))
+            .collect())
+    }
+
     /// A file or folder of a container, as a tar archive (a read: nothing changes).
     pub async fn download(
         &self,

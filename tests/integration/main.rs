@@ -1,6 +1,7 @@
 //! Integration tests: they drive the real `voisin` binary, as admins and CI
 //! do. One test binary, one module per area.
 
+mod backup;
 mod bundle;
 mod catalog;
 mod check;
