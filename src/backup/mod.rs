@@ -1071,6 +1071,53 @@ fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
+/// rustic's repository check: its errors, one line each. On some damage
+/// (a tree that cannot be read) rustic panics in its own threads instead
+/// of answering: that is caught, silenced, and reported as an error too.
+pub fn check(repo: &Repo, subset: rustic_core::ReadSubsetOption) -> Vec<String> {
+    static PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let text = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if let Ok(mut p) = PANICS.lock() {
+            p.push(text.chars().take(200).collect());
+        }
+    }));
+    let opts = rustic_core::CheckOptions::default()
+        .read_data(true)
+        .read_data_subset(subset);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| repo.check(opts)));
+    // rustic's own threads may still be failing: give them a moment to
+    // panic into the silent hook rather than onto the admin's screen.
+    std::thread::sleep(Duration::from_millis(200));
+    std::panic::set_hook(previous);
+    let mut errors: Vec<String> = match result {
+        Err(_) => vec!["the repository check stopped on damaged data".to_string()],
+        Ok(Err(e)) => vec![first_line(&e.to_string())],
+        Ok(Ok(results)) => results
+            .0
+            .iter()
+            // rustic does not export the level's type: its name is what
+            // tells an error from a warning.
+            .filter(|(level, _)| format!("{level:?}") == "Error")
+            .map(|(_, e)| e.to_string())
+            .collect(),
+    };
+    if let Ok(mut p) = PANICS.lock()
+        && !p.is_empty()
+        && errors.iter().all(|e| !e.contains("stopped"))
+    {
+        errors.push("the repository check stopped on damaged data".to_string());
+        p.clear();
+    }
+    errors
+}
+
 /// Which snapshots a damaged repository no longer restores: every blob
 /// each snapshot needs is read back and its checksum verified (once per
 /// blob, however many snapshots share it).

@@ -280,24 +280,9 @@ fn verify(global: &GlobalArgs, args: &VerifyArgs, common: &BackupArgs) -> anyhow
             let repo = open(&location, &password, false).await?;
             reporter.note("checking the repository");
             let check_repo = repo.clone();
-            let check = tokio::task::spawn_blocking(move || -> Vec<String> {
-                let opts = rustic_core::CheckOptions::default()
-                    .read_data(true)
-                    .read_data_subset(subset);
-                match check_repo.check(opts) {
-                    Err(e) => vec![e.to_string().lines().next().unwrap_or_default().to_string()],
-                    Ok(results) => results
-                        .0
-                        .iter()
-                        // rustic does not export the level's type: its name is
-                        // what tells an error from a warning.
-                        .filter(|(level, _)| format!("{level:?}") == "Error")
-                        .map(|(_, e)| e.to_string())
-                        .collect(),
-                }
-            })
-            .await
-            .map_err(|e| BackupError::Local(e.to_string()))?;
+            let check = tokio::task::spawn_blocking(move || backup::check(&check_repo, subset))
+                .await
+                .unwrap_or_else(|e| vec![format!("the repository check stopped: {e}")]);
             let snapshots = backup::snapshots_of(&repo, &desired.domain).await?;
             reporter.note("reading back every snapshot's data");
             let damage_repo = repo.clone();
