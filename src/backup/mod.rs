@@ -329,29 +329,35 @@ pub async fn backup_service(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Taken, BackupError> {
     let started = Instant::now();
-    let image = ensure_agent_image(engine).await?;
     let helper = helper_name(&desired.association, "backup", &service.service);
-    let mounts: Vec<(String, String, bool)> = service
-        .volumes
-        .iter()
-        .map(|(name, volume)| (volume.clone(), format!("/v/{name}"), true))
-        .collect();
-    // The marker comes first: from here on, `after` is owed.
-    start_helper(
-        engine,
-        &image,
-        &helper,
-        &mounts,
-        &helper_labels(desired, "backup", &service.service),
-    )
-    .await?;
+    // The helper reads the volumes, and marks that `after` is owed: a
+    // service with neither (the board: one dump) needs none.
+    let needs_helper =
+        !service.volumes.is_empty() || !service.before.is_empty() || !service.after.is_empty();
+    if needs_helper {
+        let image = ensure_agent_image(engine).await?;
+        let mounts: Vec<(String, String, bool)> = service
+            .volumes
+            .iter()
+            .map(|(name, volume)| (volume.clone(), format!("/v/{name}"), true))
+            .collect();
+        // The marker comes first: from here on, `after` is owed.
+        start_helper(
+            engine,
+            &image,
+            &helper,
+            &mounts,
+            &helper_labels(desired, "backup", &service.service),
+        )
+        .await?;
+    }
     let taken = async {
         run_steps(engine, &service.before, reporter).await?;
         take(engine, desired, service, repo, reason, &helper, reporter).await
     }
     .await;
     let after = run_steps(engine, &service.after, reporter).await;
-    if after.is_ok() {
+    if after.is_ok() && needs_helper {
         engine.remove(&helper).await?;
     }
     let snapshot = taken?;

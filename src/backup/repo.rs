@@ -159,6 +159,61 @@ pub fn password(backup: &Backup, base: &Path) -> Result<String, RepoError> {
     Ok(pw)
 }
 
+/// rustic's progress, shown through voisin's reporter: bytes backed up or
+/// read, with their total (the reporter shows the rate).
+pub struct Bars(pub std::sync::Arc<dyn crate::progress::Reporter>);
+
+impl std::fmt::Debug for Bars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bars")
+    }
+}
+
+struct BytesBar {
+    reporter: std::sync::Arc<dyn crate::progress::Reporter>,
+    key: String,
+    current: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for BytesBar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BytesBar({})", self.key)
+    }
+}
+
+impl rustic_core::RusticProgress for BytesBar {
+    fn is_hidden(&self) -> bool {
+        false
+    }
+    fn set_length(&self, len: u64) {
+        self.total.store(len, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn set_title(&self, _title: &str) {}
+    fn inc(&self, inc: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.current.fetch_add(inc, Relaxed) + inc;
+        let total = self.total.load(Relaxed);
+        self.reporter
+            .bytes(&self.key, now, (total > 0).then_some(total));
+    }
+    fn finish(&self) {}
+}
+
+impl rustic_core::ProgressBars for Bars {
+    fn progress(&self, kind: rustic_core::ProgressType, prefix: &str) -> rustic_core::Progress {
+        match kind {
+            rustic_core::ProgressType::Bytes => rustic_core::Progress::new(BytesBar {
+                reporter: self.0.clone(),
+                key: prefix.trim_end_matches(['.', ' ']).to_string(),
+                current: 0.into(),
+                total: 0.into(),
+            }),
+            _ => rustic_core::Progress::hidden(),
+        }
+    }
+}
+
 /// An open repository.
 pub type Repo = Repository<IndexedFullStatus>;
 
@@ -184,6 +239,16 @@ pub fn open(
     password: &str,
     create: bool,
 ) -> Result<Repository<OpenStatus>, RepoError> {
+    open_with(location, password, create, None)
+}
+
+/// [`open`], showing rustic's progress through `bars`.
+pub fn open_with(
+    location: &Location,
+    password: &str,
+    create: bool,
+    bars: Option<Bars>,
+) -> Result<Repository<OpenStatus>, RepoError> {
     let backends = rustic_backend::BackendOptions::default()
         .repository(location.backend.clone())
         .options(location.options.clone())
@@ -195,7 +260,11 @@ pub fn open(
     } else if let Some(dir) = cache_dir() {
         options = options.cache_dir(dir);
     }
-    let repo = Repository::new(&options, &backends).map_err(|e| rustic_error(location, &e))?;
+    let repo = match bars {
+        Some(bars) => Repository::new_with_progress(&options, &backends, bars),
+        None => Repository::new(&options, &backends),
+    }
+    .map_err(|e| rustic_error(location, &e))?;
     let credentials = Credentials::password(password);
     let exists = repo
         .config_id()
@@ -226,8 +295,13 @@ pub fn open(
 
 /// Opens the repository with its index read: what backing up and
 /// restoring need.
-pub fn open_indexed(location: &Location, password: &str, create: bool) -> Result<Repo, RepoError> {
-    open(location, password, create)?
+pub fn open_indexed(
+    location: &Location,
+    password: &str,
+    create: bool,
+    bars: Option<Bars>,
+) -> Result<Repo, RepoError> {
+    open_with(location, password, create, bars)?
         .to_indexed()
         .map_err(|e| rustic_error(location, &e))
 }

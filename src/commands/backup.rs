@@ -41,14 +41,22 @@ fn state_dir(bundle: &super::Bundle) -> PathBuf {
     crate::secrets::state_dir(&bundle.path)
 }
 
-async fn open(location: &Location, password: &str, create: bool) -> Result<Arc<Repo>, BackupError> {
+async fn open(
+    location: &Location,
+    password: &str,
+    create: bool,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<Arc<Repo>, BackupError> {
     let location = location.clone();
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || repo::open_indexed(&location, &password, create))
-        .await
-        .map_err(|e| BackupError::Local(e.to_string()))?
-        .map(Arc::new)
-        .map_err(BackupError::from)
+    let bars = repo::Bars(reporter.clone());
+    tokio::task::spawn_blocking(move || {
+        repo::open_indexed(&location, &password, create, Some(bars))
+    })
+    .await
+    .map_err(|e| BackupError::Local(e.to_string()))?
+    .map(Arc::new)
+    .map_err(BackupError::from)
 }
 
 /// Runs `work` under the association's lock, after settling what earlier
@@ -122,7 +130,7 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
         "backup",
         args.force_unlock,
         async {
-            let repo = open(&location, &password, true).await?;
+            let repo = open(&location, &password, true, &reporter).await?;
             let stale = backup::forget_incomplete_of(&repo, &desired.domain).await?;
             if stale > 0 {
                 reporter.note(&format!(
@@ -277,7 +285,7 @@ fn verify(global: &GlobalArgs, args: &VerifyArgs, common: &BackupArgs) -> anyhow
         "verify",
         common.force_unlock,
         async {
-            let repo = open(&location, &password, false).await?;
+            let repo = open(&location, &password, false, &reporter).await?;
             reporter.note("checking the repository");
             let check_repo = repo.clone();
             let check = tokio::task::spawn_blocking(move || backup::check(&check_repo, subset))
@@ -365,7 +373,7 @@ fn prune(global: &GlobalArgs, args: &PruneArgs, common: &BackupArgs) -> anyhow::
         "prune",
         common.force_unlock,
         async {
-            let repo = open(&location, &password, false).await?;
+            let repo = open(&location, &password, false, &reporter).await?;
             let snapshots = backup::snapshots_of(&repo, &desired.domain).await?;
             let forget = to_forget(&snapshots, &policy, &verified);
             if dry_run {
@@ -471,7 +479,7 @@ pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcom
         "restore",
         args.force_unlock,
         async {
-            let repo = open(&location, &password, false).await?;
+            let repo = open(&location, &password, false, &reporter).await?;
             let snapshots: Vec<_> = backup::snapshots_of(&repo, &desired.domain).await?;
             let plan = restore_plan(&desired, &snapshots, wanted.as_deref(), &names)?;
             let mut done = Vec::new();
@@ -673,4 +681,70 @@ fn restore_plan<'d>(
         .into_iter()
         .map(|s| Ok((s, backup::pick(&regular, &s.service, None)?)))
         .collect()
+}
+
+/// Per service, the age of its newest snapshot and of its last verified
+/// restore, for `status`; or why the repository cannot say.
+pub(super) fn ages(bundle: &super::Bundle, desired: &DesiredState) -> serde_json::Value {
+    if bundle.manifest.backup.is_none() {
+        return serde_json::json!({ "configured": false });
+    }
+    let snapshots =
+        repository(bundle)
+            .map_err(|e| e.to_string())
+            .and_then(|(location, password)| {
+                let repo = repo::open(&location, &password, false).map_err(|e| e.to_string())?;
+                repo::snapshots(&repo, &desired.domain).map_err(|e| e.to_string())
+            });
+    let snapshots = match snapshots {
+        Ok(s) => s,
+        Err(e) => return serde_json::json!({ "configured": true, "error": e }),
+    };
+    let verified = Verified::read(&state_dir(bundle));
+    let now = chrono::Utc::now().timestamp();
+    let services: Vec<serde_json::Value> = desired
+        .backups
+        .iter()
+        .map(|b| {
+            let last = snapshots
+                .iter()
+                .rev()
+                .find(|s| repo::tag_value(s, "service").as_deref() == Some(&b.service))
+                .map(|s| now - s.time.timestamp().as_second());
+            let checked = verified.services.get(&b.service).map(|v| now - v.at);
+            serde_json::json!({
+                "service": b.service,
+                "last_snapshot_age_seconds": last,
+                "last_verified_restore_age_seconds": checked,
+            })
+        })
+        .collect();
+    serde_json::json!({ "configured": true, "services": services })
+}
+
+/// The backups part of `status`, as text.
+pub(super) fn print_ages(
+    out: &mut impl std::io::Write,
+    ages: &serde_json::Value,
+) -> std::io::Result<()> {
+    if ages["configured"] != true {
+        return writeln!(out, "backups: none configured (add a `backup:` section)");
+    }
+    if let Some(e) = ages["error"].as_str() {
+        return writeln!(out, "backups: {e}");
+    }
+    for s in ages["services"].as_array().into_iter().flatten() {
+        let when = |k: &str| {
+            s[k].as_i64()
+                .map_or_else(|| "never".to_string(), |a| format!("{} ago", age(a)))
+        };
+        writeln!(
+            out,
+            "backup of {}: last snapshot {}, last verified restore {}",
+            s["service"].as_str().unwrap_or_default(),
+            when("last_snapshot_age_seconds"),
+            when("last_verified_restore_age_seconds")
+        )?;
+    }
+    Ok(())
 }

@@ -511,6 +511,13 @@ fn a_round_trip_brings_back_every_file_owner_mode_link_and_row() {
     );
     let list = site.ok(&["backup", "list"]);
     assert!(list.stdout.contains("verified"), "{}", list.stdout);
+    let status = site.ok(&["status"]);
+    assert!(
+        status.stdout.contains("backup of cloud: last snapshot")
+            && !status.stdout.contains("last verified restore never"),
+        "{}",
+        status.stdout
+    );
 }
 
 /// A small xorshift: trials at random moments, repeatable from the seed
