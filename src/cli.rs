@@ -390,8 +390,8 @@ pub enum AgentCommand {
         /// The folder.
         root: PathBuf,
     },
-    /// Replace a folder's contents with the tar on standard input.
-    Unpack {
+    /// Remove everything in a folder (the folder stays).
+    Clean {
         /// The folder.
         root: PathBuf,
     },

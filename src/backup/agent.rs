@@ -10,9 +10,9 @@
 //! the previous snapshot already holds unchanged are never asked for, so an
 //! unchanged re-backup moves only the listing.
 //!
-//! Restoring (`agent unpack ROOT`): a tar stream on standard input replaces
-//! what is under ROOT, with owners, modes, set-uid bits, hard links,
-//! symbolic links, extended attributes and times.
+//! Restoring (`agent clean ROOT`): empties a volume, into which the engine
+//! then extracts the snapshot's tar through its archive endpoint, keeping
+//! owners, modes, set-uid bits, links and extended attributes.
 //!
 //! `agent digest ROOT` prints one line per entry with a hash of its content:
 //! what `backup verify` compares a test restore against.
@@ -22,7 +22,7 @@ use std::fs;
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -275,10 +275,9 @@ fn send_file(path: &Path, size: u64, buf: &mut [u8], out: &mut impl Write) -> io
     Ok(())
 }
 
-/// `voisin agent unpack ROOT`: replaces what is under ROOT with the tar on
-/// standard input. ROOT itself stays (it is a volume's mount point); its
-/// owner and mode come from the archive's `.` entry when there is one.
-pub fn unpack(root: &Path, input: impl Read) -> io::Result<()> {
+/// `voisin agent clean ROOT`: removes everything under ROOT (a volume's
+/// mount point, which stays), before the engine extracts a snapshot there.
+pub fn clean(root: &Path) -> io::Result<()> {
     for item in fs::read_dir(root)? {
         let path = item?.path();
         if fs::symlink_metadata(&path)?.is_dir() {
@@ -287,60 +286,7 @@ pub fn unpack(root: &Path, input: impl Read) -> io::Result<()> {
             fs::remove_file(&path)?;
         }
     }
-    let mut archive = tar::Archive::new(input);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(true);
-    archive.set_overwrite(true);
-    let mut dirs: Vec<(PathBuf, u32, (i64, i64))> = Vec::new();
-    for item in archive.entries()? {
-        let mut item = item?;
-        let rel = item.path()?.into_owned();
-        let header = item.header().clone();
-        let mode = header.mode()?;
-        let is_dir = header.entry_type().is_dir();
-        let mtime = i64::try_from(header.mtime()?).unwrap_or(0);
-        let dest = root.join(&rel);
-        if is_dir && (rel.as_os_str().is_empty() || rel == Path::new(".")) {
-            std::os::unix::fs::lchown(
-                root,
-                Some(u32::try_from(header.uid()?).unwrap_or(0)),
-                Some(u32::try_from(header.gid()?).unwrap_or(0)),
-            )?;
-            dirs.push((root.to_path_buf(), mode, (mtime, 0)));
-            continue;
-        }
-        item.unpack_in(root)?;
-        if is_dir {
-            dirs.push((dest, mode, (mtime, 0)));
-        } else if !header.entry_type().is_symlink() && !header.entry_type().is_hard_link() {
-            // Changing the owner clears set-uid and set-gid: put the mode
-            // back once the owner is right.
-            fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        }
-    }
-    // Folders last, deepest first: writing into a folder changes its time,
-    // and a read-only folder would refuse its own files.
-    for (dir, mode, (secs, _)) in dirs.iter().rev() {
-        fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(*mode))?;
-        let time = filetime_from(*secs);
-        set_mtime(dir, time)?;
-    }
     Ok(())
-}
-
-fn filetime_from(secs: i64) -> std::time::SystemTime {
-    if secs >= 0 {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.unsigned_abs())
-    } else {
-        std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
-    }
-}
-
-fn set_mtime(path: &Path, time: std::time::SystemTime) -> io::Result<()> {
-    let file = fs::File::open(path)?;
-    file.set_times(fs::FileTimes::new().set_modified(time).set_accessed(time))
 }
 
 /// One line of `agent digest`: what a restore must reproduce.

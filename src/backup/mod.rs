@@ -72,6 +72,14 @@ pub enum BackupError {
         /// What exists.
         known: Vec<String>,
     },
+    /// The service has not been deployed on this engine.
+    #[error("`{service}` is not deployed here: its volume `{volume}` does not exist")]
+    NotDeployed {
+        /// The service.
+        service: String,
+        /// The missing volume.
+        volume: String,
+    },
     /// No such snapshot.
     #[error("no snapshot `{0}` of this association in the repository")]
     NoSnapshot(String),
@@ -98,6 +106,9 @@ impl BackupError {
                 known.join(", ")
             )),
             Self::NoSnapshot(_) => Some("`voisin backup list` shows the snapshots".into()),
+            Self::NotDeployed { .. } => Some(
+                "run `voisin deploy` first (on a new machine: deploy, then restore)".into(),
+            ),
             Self::Restore { .. } => Some(
                 "the safety snapshot taken before holds the data as it was: `voisin backup list` shows it"
                     .into(),
@@ -309,6 +320,33 @@ pub async fn leftovers(engine: &Engine, desired: &DesiredState) -> Result<bool, 
     }))
 }
 
+/// Refuses a service whose volumes the engine does not have: mounting
+/// them would make empty, unlabelled ones.
+async fn volumes_exist(
+    engine: &Engine,
+    desired: &DesiredState,
+    service: &ServiceBackup,
+) -> Result<(), BackupError> {
+    if service.volumes.is_empty() {
+        return Ok(());
+    }
+    let present: Vec<String> = engine
+        .volumes(&desired.domain)
+        .await?
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    for (_, volume) in &service.volumes {
+        if !present.contains(volume) {
+            return Err(BackupError::NotDeployed {
+                service: service.service.clone(),
+                volume: volume.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// How a service's backup went.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Taken {
@@ -329,6 +367,7 @@ pub async fn backup_service(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Taken, BackupError> {
     let started = Instant::now();
+    volumes_exist(engine, desired, service).await?;
     let helper = helper_name(&desired.association, "backup", &service.service);
     // The helper reads the volumes, and marks that `after` is owed: a
     // service with neither (the board: one dump) needs none.
@@ -674,7 +713,7 @@ pub fn forget_incomplete(repo: &Repo, association: &str) -> Result<usize, Backup
 
 /// A writer whose bytes an async task sends on (to an exec's input).
 pub struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tx: tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>,
     buf: Vec<u8>,
 }
 
@@ -682,7 +721,7 @@ impl ChannelWriter {
     const SIZE: usize = 256 * 1024;
 
     /// Writes into `tx`.
-    pub fn new(tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> Self {
+    pub fn new(tx: tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>) -> Self {
         Self {
             tx,
             buf: Vec::with_capacity(Self::SIZE),
@@ -708,7 +747,7 @@ impl Write for ChannelWriter {
             Vec::with_capacity(Self::SIZE),
         ));
         self.tx
-            .blocking_send(chunk)
+            .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the command stopped reading"))
     }
 }
@@ -731,9 +770,9 @@ async fn feed<T: Send + 'static>(
         mut input,
         mut output,
     } = stream;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(16);
     let writer = tokio::spawn(async move {
-        while let Some(chunk) = rx.recv().await {
+        while let Some(Ok(chunk)) = rx.recv().await {
             if input.write_all(&chunk).await.is_err() {
                 return;
             }
@@ -773,6 +812,52 @@ async fn feed<T: Send + 'static>(
         ));
     }
     produced.map_err(|e| format!("{e}{tail}"))
+}
+
+/// Replaces the contents of the helper's `/v/NAME` with the tar that
+/// `produce` writes, through the engine's archive endpoint: several times
+/// faster than a command's input, and the engine keeps the owners, modes,
+/// links and extended attributes the tar's headers give. A `produce` that
+/// fails fails the upload rather than leaving a short archive extracted as
+/// if whole.
+async fn put_volume<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    helper: &str,
+    name: &str,
+    produce: impl FnOnce(&mut ChannelWriter) -> io::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let dir = format!("/v/{name}");
+    let clean: Vec<String> = ["voisin", "agent", "clean", dir.as_str()]
+        .map(String::from)
+        .to_vec();
+    let out = engine
+        .exec(helper, &clean, None, &[], None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.code != 0 {
+        return Err(format!(
+            "emptying it failed{}",
+            crate::deploy::tail(&out.stderr, &out.stdout, &[])
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(16);
+    let failed = tx.clone();
+    let produced = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter::new(tx);
+        let result = produce(&mut w).and_then(|out| w.flush().map(|()| out));
+        if let Err(e) = &result {
+            let _ = failed.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+        result
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let uploaded = engine.upload_stream(helper, &dir, stream).await;
+    let produced = produced.await.map_err(|e| e.to_string())?;
+    let out = produced.map_err(|e| e.to_string())?;
+    uploaded.map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Runs the agent's `digest` of a folder in a helper container.
@@ -829,6 +914,7 @@ pub async fn restore_service(
         service: name.clone(),
         message,
     };
+    volumes_exist(engine, desired, service).await?;
     run_steps(engine, &service.restore_before, reporter).await?;
     let volume_names: Vec<&str> = service.volumes.iter().map(|(_, v)| v.as_str()).collect();
     let users: Vec<&ContainerSpec> = desired
@@ -866,12 +952,7 @@ pub async fn restore_service(
             let repo = repo.clone();
             let tree = snap.tree;
             let path = format!("volumes/{volume}");
-            let command: Vec<String> = ["voisin", "agent", "unpack"]
-                .map(String::from)
-                .into_iter()
-                .chain([format!("/v/{volume}")])
-                .collect();
-            feed(engine, &helper, &command, None, move |w| {
+            put_volume(engine, &helper, volume, move |w| {
                 let node = tree::node_at(&repo, tree, &path)?;
                 tree::write_tar(&repo, &node, w)
             })
@@ -999,12 +1080,7 @@ pub async fn test_restore(
             let repo = repo.clone();
             let tree = snap.tree;
             let path = format!("volumes/{name}");
-            let command: Vec<String> = ["voisin", "agent", "unpack"]
-                .map(String::from)
-                .into_iter()
-                .chain([format!("/v/{name}")])
-                .collect();
-            let expected = feed(engine, &helper, &command, None, move |w| {
+            let expected = put_volume(engine, &helper, name, move |w| {
                 let node = tree::node_at(&repo, tree, &path)?;
                 tree::write_tar(&repo, &node, w)
             })

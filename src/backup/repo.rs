@@ -118,6 +118,21 @@ impl Location {
         })
     }
 
+    /// Whether the repository is on this machine's disk.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// Lets the connections to a remote repository close. The sftp
+    /// backend runs `ssh` as a background master per connection, which
+    /// exits only once the backend is dropped and has had a moment to say
+    /// so: a process that ends at once leaves them running.
+    pub fn settle(&self) {
+        if !self.local {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
     fn sftp(shown: &str, authority: &str, path: &str) -> Self {
         let root = path
             .strip_prefix("//")

@@ -122,6 +122,7 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
     }
     let services = backup::chosen(&desired, &args.services)?;
     let (location, password) = repository(&bundle)?;
+    let _settle = Settle(&location);
     let engine = Arc::new(engine);
     let results = runtime.block_on(locked(
         &engine,
@@ -203,6 +204,7 @@ fn list(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let (location, password) = repository(&bundle)?;
+    let _settle = Settle(&location);
     let repo = repo::open(&location, &password, false)?;
     let snapshots: Vec<Snapshot> = repo::snapshots(&repo, &bundle.manifest.association.domain)?
         .iter()
@@ -276,6 +278,7 @@ fn verify(global: &GlobalArgs, args: &VerifyArgs, common: &BackupArgs) -> anyhow
         })?,
     };
     let (location, password) = repository(&bundle)?;
+    let _settle = Settle(&location);
     let engine = Arc::new(engine);
     let dir = state_dir(&bundle);
     let report = runtime.block_on(locked(
@@ -357,6 +360,7 @@ fn prune(global: &GlobalArgs, args: &PruneArgs, common: &BackupArgs) -> anyhow::
         Err(outcome) => return Ok(outcome),
     };
     let (location, password) = repository(&bundle)?;
+    let _settle = Settle(&location);
     let policy = bundle
         .manifest
         .backup
@@ -451,6 +455,7 @@ pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcom
         _ => (None, args.what.clone()),
     };
     let (location, password) = repository(&bundle)?;
+    let _settle = Settle(&location);
     if !args.yes {
         super::confirm(
             &format!(
@@ -531,9 +536,7 @@ pub fn agent(cmd: &AgentCommand) -> anyhow::Result<Outcome> {
             let stdin = std::io::stdin().lock();
             backup::agent::serve(root, stdin, std::io::stdout().lock())?;
         }
-        AgentCommand::Unpack { root } => {
-            backup::agent::unpack(root, std::io::stdin().lock())?;
-        }
+        AgentCommand::Clean { root } => backup::agent::clean(root)?,
         AgentCommand::Digest { root } => {
             let digests = backup::agent::digest(root)?;
             writeln!(
@@ -693,6 +696,7 @@ pub(super) fn ages(bundle: &super::Bundle, desired: &DesiredState) -> serde_json
         repository(bundle)
             .map_err(|e| e.to_string())
             .and_then(|(location, password)| {
+                let _settle = Settle(&location);
                 let repo = repo::open(&location, &password, false).map_err(|e| e.to_string())?;
                 repo::snapshots(&repo, &desired.domain).map_err(|e| e.to_string())
             });
@@ -747,4 +751,14 @@ pub(super) fn print_ages(
         )?;
     }
     Ok(())
+}
+
+/// Waits, when the command ends, for a remote repository's connections to
+/// close ([`Location::settle`]), whichever way the command ends.
+struct Settle<'a>(&'a Location);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.0.settle();
+    }
 }

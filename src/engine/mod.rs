@@ -706,6 +706,35 @@ impl Engine {
         .await
     }
 
+    /// Extracts a tar stream into a folder of a container (running or
+    /// not), as [`Engine::upload`] does, without holding it in memory. The
+    /// engine answers once the whole stream is in, however long that takes.
+    pub async fn upload_stream(
+        &self,
+        container: &str,
+        path: &str,
+        tar: impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+        self.call(
+            Kind::Write,
+            &format!("PUT /containers/{container}/archive?path={path}"),
+            docker.upload_to_container(
+                container,
+                Some(
+                    UploadToContainerOptionsBuilder::default()
+                        .path(path)
+                        .build(),
+                ),
+                bollard::body_try_stream(tar),
+            ),
+        )
+        .await
+    }
+
     /// Starts a container.
     pub async fn start(&self, container: &str) -> Result<(), EngineError> {
         self.call(

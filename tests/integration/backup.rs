@@ -850,11 +850,24 @@ fn after_losing_every_volume_a_deploy_and_a_restore_bring_the_offers_and_rows_ba
 }
 
 #[test]
-fn restore_refuses_without_a_typed_confirmation() {
+fn restore_refuses_without_a_typed_confirmation_and_backup_before_a_deploy() {
     let site = Site::new("bk-confirm", 18360);
     let run = site.voisin(&["restore"]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    let run = site.voisin(&["backup", "cloud"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not deployed here"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("voisin deploy"), "{}", run.stderr);
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", "name=bk-confirm"]),
+        "",
+        "no volume was made by the refused backup"
+    );
 }
 
 #[test]
