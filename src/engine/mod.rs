@@ -718,7 +718,7 @@ impl Engine {
         let docker = self
             .docker
             .clone()
-            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+            .with_timeout(Duration::from_hours(7 * 24));
         self.call(
             Kind::Write,
             &format!("PUT /containers/{container}/archive?path={path}"),
