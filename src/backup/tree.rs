@@ -93,7 +93,11 @@ fn walk<W: Write>(
         let name = node.name();
         let path = rel.join(&*name);
         let shown = String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned();
-        xattrs(builder, node)?;
+        // A file's attributes go in the one PAX record its long path may
+        // need too: a reader keeps only the last of two in a row.
+        if node.node_type != NodeType::File {
+            xattrs(builder, node)?;
+        }
         match &node.node_type {
             NodeType::Dir => {
                 let mut header = header_of(node, tar::EntryType::Directory, 0);
@@ -122,10 +126,8 @@ fn walk<W: Write>(
                 if node.meta.links > 1 && node.meta.inode != 0 {
                     links.insert(key, path.clone());
                 }
-                let mut header = header_of(node, tar::EntryType::Regular, node.meta.size);
-                let mut content = Content::new(repo, node)?;
-                builder.append_data(&mut header, &path, &mut content)?;
-                digests.push(digest(&shown, node, hex(&content.hasher.finalize())));
+                let hash = append_file(repo, builder, node, &path)?;
+                digests.push(digest(&shown, node, hash));
             }
             NodeType::Symlink { .. } => {
                 let target = node.node_type.to_link();
@@ -159,9 +161,74 @@ fn walk<W: Write>(
     Ok(())
 }
 
-fn xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> io::Result<()> {
-    let pairs: Vec<(String, Vec<u8>)> = node
-        .meta
+/// Appends a file: its header, then its content written by rustic's
+/// `dump`, which reads the blobs of a large file in parallel (a reader
+/// pulling piece by piece would decrypt them one at a time). Gives the
+/// content's hash.
+fn append_file<W: Write>(
+    repo: &Repo,
+    builder: &mut tar::Builder<W>,
+    node: &Node,
+    path: &Path,
+) -> io::Result<String> {
+    let size = node.meta.size;
+    let mut header = header_of(node, tar::EntryType::Regular, size);
+    let name = path.as_os_str().as_bytes();
+    let mut records = xattr_records(node);
+    if name.len() > 99 {
+        // Too long for the header itself: a PAX record carries the path.
+        records.push(("path".to_string(), name.to_vec()));
+        header.set_path("long-name")?;
+    } else {
+        header.set_path(path)?;
+    }
+    if !records.is_empty() {
+        builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+    }
+    header.set_cksum();
+    let out = builder.get_mut();
+    out.write_all(header.as_bytes())?;
+    let mut counted = Counted {
+        out,
+        written: 0,
+        hasher: Sha256::new(),
+    };
+    repo.dump(node, &mut counted).map_err(io_error)?;
+    if counted.written != size {
+        return Err(io::Error::other(format!(
+            "`{}` holds {} bytes where {size} were stored",
+            path.display(),
+            counted.written
+        )));
+    }
+    let hash = hex(&counted.hasher.finalize());
+    let padding = (512 - size % 512) % 512;
+    out.write_all(&vec![0u8; usize::try_from(padding).unwrap_or(0)])?;
+    Ok(hash)
+}
+
+/// A writer that counts and hashes what passes through it.
+struct Counted<'w, W: Write> {
+    out: &'w mut W,
+    written: u64,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(data)?;
+        self.hasher.update(&data[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn xattr_records(node: &Node) -> Vec<(String, Vec<u8>)> {
+    node.meta
         .extended_attributes
         .iter()
         .map(|a| {
@@ -170,7 +237,11 @@ fn xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> io::Result<()
                 a.value.clone().unwrap_or_default(),
             )
         })
-        .collect();
+        .collect()
+}
+
+fn xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> io::Result<()> {
+    let pairs = xattr_records(node);
     if pairs.is_empty() {
         return Ok(());
     }

@@ -322,6 +322,14 @@ fn fill(dir: &Path, big: u64) {
     std::fs::create_dir_all(utf8.parent().expect("parent")).expect("folders");
     std::fs::write(&utf8, "des livres à prêter\n").expect("writes");
     std::fs::create_dir(dir.join("empty")).expect("an empty folder");
+    // Longer than a tar header's 100 bytes, with an attribute: both travel
+    // in one PAX record.
+    let long = dir.join(
+        "a-rather-long-folder-name-for-archive-headers/and-another-long-folder-name-inside/a-file-with-a-long-name.txt",
+    );
+    std::fs::create_dir_all(long.parent().expect("parent")).expect("folders");
+    std::fs::write(&long, "far down\n").expect("writes");
+    xattr::set(&long, "user.voisin.depth", b"deep").expect("an extended attribute");
     xattr::set(dir.join("original"), "user.voisin.note", b"kept").expect("an extended attribute");
     random_file(&dir.join("big.bin"), big);
 }
