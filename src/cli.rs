@@ -170,6 +170,30 @@ pub enum Command {
     /// given and confirmed.
     Down(DownArgs),
 
+    /// Back the services up into the manifest's repository.
+    ///
+    /// For each service (all when none is named), the catalog's steps in
+    /// order: `before` (maintenance mode on), dumps streamed from commands
+    /// in its containers, its volumes streamed out of the engine, and
+    /// `after`, which always runs. One snapshot per service, deduplicated
+    /// and encrypted in restic's format; a backup that fails keeps nothing.
+    /// `backup list`, `backup verify` and `backup prune` look after the
+    /// repository.
+    Backup(BackupArgs),
+
+    /// Put services back as a snapshot holds them.
+    ///
+    /// `voisin restore [SNAPSHOT] [SERVICE...]`: the newest snapshot of each
+    /// service (all when none is named), or the one given. Takes a safety
+    /// snapshot of the current state first, stops what uses the volumes,
+    /// restores them and the dumps, and starts the service behind its
+    /// health check. Asks to type the association's domain unless `--yes`.
+    Restore(RestoreArgs),
+
+    /// voisin's side inside a helper container, for backups and restores.
+    #[command(subcommand, hide = true)]
+    Agent(AgentCommand),
+
     /// The association's secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -284,6 +308,98 @@ pub struct LogsArgs {
     /// Only the last N lines of each container.
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
+}
+
+/// Arguments of `voisin backup`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    /// What to do with the repository instead of backing up.
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+
+    /// The services to back up, by role (all when none is given).
+    pub services: Vec<String>,
+
+    /// Take over the lock held by a run that died on another machine
+    /// (asks for confirmation unless `--yes`).
+    #[arg(long)]
+    pub force_unlock: bool,
+
+    /// Answer yes to confirmations.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `voisin backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// The association's snapshots, oldest first.
+    List,
+    /// Check the repository, name any snapshot it can no longer restore,
+    /// then restore the newest snapshot of each service into throwaway
+    /// volumes and compare every file with the snapshot.
+    Verify(VerifyArgs),
+    /// Remove the snapshots the manifest's `keep` policy no longer wants
+    /// (never a service's newest, nor its last verified one) and free
+    /// their space.
+    Prune(PruneArgs),
+}
+
+/// Arguments of `voisin backup verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Read back only this share of the stored data, like `10%` (all of
+    /// it by default).
+    #[arg(long, value_name = "N%")]
+    pub read_data_subset: Option<String>,
+}
+
+/// Arguments of `voisin backup prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `voisin restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// `[SNAPSHOT] [SERVICE...]`: a snapshot id (or its first characters)
+    /// and/or services by role.
+    pub what: Vec<String>,
+
+    /// Answer yes to confirmations.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Take over the lock held by a run that died on another machine
+    /// (asks for confirmation unless `--yes`).
+    #[arg(long)]
+    pub force_unlock: bool,
+}
+
+/// `voisin agent …`: run by voisin inside a helper container.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Wait to be given work.
+    Idle,
+    /// List a folder, then send the files asked for on standard input.
+    Serve {
+        /// The folder.
+        root: PathBuf,
+    },
+    /// Remove everything in a folder (the folder stays).
+    Clean {
+        /// The folder.
+        root: PathBuf,
+    },
+    /// Print every entry of a folder with a hash of its content (JSON).
+    Digest {
+        /// The folder.
+        root: PathBuf,
+    },
 }
 
 /// Arguments of `voisin down`.

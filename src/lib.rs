@@ -7,6 +7,7 @@
 //! [`commands`] orchestrate one subcommand each. [`run`] is the one place
 //! where outcomes become exit codes.
 
+pub mod backup;
 pub mod board;
 pub mod catalog;
 pub mod cli;
@@ -147,14 +148,24 @@ fn report(err: &anyhow::Error) -> Outcome {
             err.chain()
                 .find_map(|e| e.downcast_ref::<deploy::lock::LockError>())
                 .and_then(deploy::lock::LockError::hint)
+        })
+        .or_else(|| {
+            err.chain()
+                .find_map(|e| e.downcast_ref::<backup::BackupError>())
+                .and_then(backup::BackupError::hint)
+        })
+        .or_else(|| {
+            err.chain()
+                .find_map(|e| e.downcast_ref::<backup::repo::RepoError>())
+                .and_then(backup::repo::RepoError::hint)
         });
     if let Some(hint) = hint {
         let _ = writeln!(stderr, "  hint: {hint}");
     }
-    if err
-        .chain()
-        .any(|e| matches!(e.downcast_ref(), Some(deploy::DeployError::Interrupted)))
-    {
+    if err.chain().any(|e| {
+        matches!(e.downcast_ref(), Some(deploy::DeployError::Interrupted))
+            || matches!(e.downcast_ref(), Some(backup::BackupError::Interrupted))
+    }) {
         return Outcome::Interrupted;
     }
     let environment = usage.is_some()
@@ -173,8 +184,14 @@ fn report(err: &anyhow::Error) -> Outcome {
                 engine::EngineError::Setup { .. }
             ))
         )
+        || matches!(
+            err.chain()
+                .find_map(|e| e.downcast_ref::<backup::BackupError>()),
+            Some(backup::BackupError::Repo(_) | backup::BackupError::UnknownService { .. })
+        )
         || err.chain().any(|e| {
-            e.is::<std::io::Error>()
+            e.is::<backup::repo::RepoError>()
+                || e.is::<std::io::Error>()
                 || matches!(
                     e.downcast_ref(),
                     Some(catalog::load::LoadError::Unreadable { .. })

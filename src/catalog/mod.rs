@@ -377,7 +377,7 @@ pub enum Members {
 }
 
 /// How to back a service up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSteps {
     /// Commands before (maintenance mode on).
@@ -411,7 +411,7 @@ pub struct Dump {
 }
 
 /// How to restore a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreSteps {
     /// Commands before the volumes are put back.

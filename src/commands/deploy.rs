@@ -98,7 +98,8 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
     let result = runtime.block_on(async {
         let observed = deploy::observe(&engine, &desired).await?;
         let first = plan::plan(&desired, &observed);
-        if first.is_empty() {
+        let owed = crate::backup::leftovers(&engine, &desired).await?;
+        if first.is_empty() && !owed {
             // Nothing to change: no lock, no write.
             return Ok::<_, anyhow::Error>((first, None));
         }
@@ -115,6 +116,8 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         .await?;
         // Under the lock, look again: another admin may have deployed.
         let outcome = async {
+            // An interrupted backup may have left maintenance mode on.
+            crate::backup::recover(&engine, &desired, &reporter).await?;
             let observed = deploy::observe(&engine, &desired).await?;
             let p = plan::plan(&desired, &observed);
             if !global.quiet && global.format == Format::Text && !p.is_empty() {

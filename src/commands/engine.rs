@@ -14,6 +14,7 @@ use crate::{Outcome, UsageError};
 /// `voisin status`.
 pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let Connected {
+        bundle,
         desired,
         engine,
         runtime,
@@ -23,6 +24,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let observed = runtime.block_on(engine.containers(&desired.domain))?;
+    let backups = super::backup::ages(&bundle, &desired);
     let now = chrono::Utc::now();
     let mut rows = Vec::new();
     let mut all_well = true;
@@ -60,8 +62,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     match global.format {
         Format::Json => {
-            let json =
-                serde_json::json!({ "version": 1, "containers": rows, "urls": desired.urls });
+            let json = serde_json::json!({ "version": 1, "containers": rows, "urls": desired.urls, "backups": backups });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         Format::Text => {
@@ -89,6 +90,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             for (role, url) in &desired.urls {
                 writeln!(out, "{role}: {url}")?;
             }
+            super::backup::print_ages(&mut out, &backups)?;
         }
     }
     Ok(if all_well {

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into work and
 //! prints its result. No engine types and no rendering logic live here.
 
+mod backup;
 mod board;
 mod catalog;
 mod check;
@@ -40,6 +41,9 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Status => engine::status(global),
         Command::Logs(args) => engine::logs(global, args),
         Command::Down(args) => engine::down(global, args),
+        Command::Backup(args) => backup::backup(global, args),
+        Command::Restore(args) => backup::restore(global, args),
+        Command::Agent(cmd) => backup::agent(cmd),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),
         Command::Completions { shell } => help::completions(*shell),

@@ -102,8 +102,10 @@ impl Reporter for Cli {
         let bar = active.entry(key.to_string()).or_insert_with(|| {
             let bar = m.add(ProgressBar::new(total.unwrap_or(0)));
             bar.set_style(
-                ProgressStyle::with_template("  {msg} {bytes}/{total_bytes} {bar:20}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "  {msg} {bytes}/{total_bytes} {bar:20} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_message(key.to_string());
             bar

@@ -789,7 +789,7 @@ async fn record_steps(
 
 /// The last lines a command printed, with any value of its environment
 /// (which may hold passwords) masked.
-fn tail(stderr: &[u8], stdout: &[u8], env: &[String]) -> String {
+pub(crate) fn tail(stderr: &[u8], stdout: &[u8], env: &[String]) -> String {
     let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
         stderr
     } else {

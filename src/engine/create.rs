@@ -278,6 +278,39 @@ pub fn files_tar<'a>(
     builder.into_inner()
 }
 
+/// A helper container of voisin's own image, with volumes mounted and no
+/// network: it runs `voisin agent` to read or write volume contents.
+pub fn helper(
+    image: &str,
+    command: &[String],
+    volumes: &[(String, String, bool)],
+    labels: &BTreeMap<String, String>,
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(command.to_vec()),
+        user: Some("0:0".into()),
+        labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            mounts: Some(
+                volumes
+                    .iter()
+                    .map(|(volume, path, read_only)| EngineMount {
+                        target: Some(path.clone()),
+                        source: Some(volume.clone()),
+                        typ: Some(MountType::VOLUME),
+                        read_only: Some(*read_only),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

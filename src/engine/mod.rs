@@ -40,6 +40,25 @@ pub const MIN_API: (u32, u32) = (1, 41);
 /// The label every object voisin creates carries: the association's domain.
 pub const ASSOCIATION_LABEL: &str = "voisin.association";
 
+/// A piece of what a command printed.
+#[derive(Debug, Clone)]
+pub enum ExecChunk {
+    /// On its standard output.
+    Stdout(bytes::Bytes),
+    /// On its standard error.
+    Stderr(bytes::Bytes),
+}
+
+/// A command running in a container, its input and output attached.
+pub struct ExecStream {
+    /// The exec's id, to ask its exit code.
+    pub id: String,
+    /// Its standard input (shut it down to close it).
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    /// What it prints.
+    pub output: std::pin::Pin<Box<dyn Stream<Item = Result<ExecChunk, EngineError>> + Send>>,
+}
+
 /// Where the engine is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -481,6 +500,26 @@ impl Engine {
         }
     }
 
+    /// Every `NAME:TAG` the engine has for an image name.
+    pub async fn images_named(&self, name: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("reference".to_string(), vec![name.to_string()])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let images = self
+            .call(
+                Kind::Read,
+                &format!("GET /images/json?reference={name}"),
+                self.docker.list_images(Some(options)),
+            )
+            .await?;
+        Ok(images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t.starts_with(&format!("{name}:")))
+            .collect())
+    }
+
     /// A file or folder of a container, as a tar archive (a read: nothing changes).
     pub async fn download(
         &self,
@@ -667,6 +706,35 @@ impl Engine {
         .await
     }
 
+    /// Extracts a tar stream into a folder of a container (running or
+    /// not), as [`Engine::upload`] does, without holding it in memory. The
+    /// engine answers once the whole stream is in, however long that takes.
+    pub async fn upload_stream(
+        &self,
+        container: &str,
+        path: &str,
+        tar: impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_hours(7 * 24));
+        self.call(
+            Kind::Write,
+            &format!("PUT /containers/{container}/archive?path={path}"),
+            docker.upload_to_container(
+                container,
+                Some(
+                    UploadToContainerOptionsBuilder::default()
+                        .path(path)
+                        .build(),
+                ),
+                bollard::body_try_stream(tar),
+            ),
+        )
+        .await
+    }
+
     /// Starts a container.
     pub async fn start(&self, container: &str) -> Result<(), EngineError> {
         self.call(
@@ -795,6 +863,77 @@ impl Engine {
             .await?;
         out.code = inspected.exit_code.unwrap_or(-1);
         Ok(out)
+    }
+
+    /// Starts a command in a running container with its input and output
+    /// attached, for data too large to hold in memory (a database dump, a
+    /// volume's contents). Its exit code is [`Engine::exec_code`] once the
+    /// output has ended.
+    pub async fn exec_stream(
+        &self,
+        container: &str,
+        command: &[String],
+        user: Option<&str>,
+        with_input: bool,
+    ) -> Result<ExecStream, EngineError> {
+        let what = format!("POST /containers/{container}/exec");
+        let created = self
+            .call(
+                Kind::Write,
+                &what,
+                self.docker.create_exec(
+                    container,
+                    ExecConfig {
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        attach_stdin: Some(with_input),
+                        cmd: Some(command.to_vec()),
+                        user: user.map(str::to_string),
+                        ..Default::default()
+                    },
+                ),
+            )
+            .await?;
+        let started = self
+            .call(
+                Kind::Write,
+                &format!("POST /exec/{}/start", short(&created.id)),
+                self.docker.start_exec(&created.id, None),
+            )
+            .await?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Api {
+                call: what,
+                status: None,
+                message: "the engine did not attach the command's output".into(),
+            });
+        };
+        let output = output.map(move |item| match item {
+            Ok(bollard::container::LogOutput::StdErr { message }) => Ok(ExecChunk::Stderr(message)),
+            Ok(other) => Ok(ExecChunk::Stdout(other.into_bytes())),
+            Err(e) => Err(api_error(&what, e)),
+        });
+        Ok(ExecStream {
+            id: created.id,
+            input,
+            output: Box::pin(output),
+        })
+    }
+
+    /// The exit code of a command started by [`Engine::exec_stream`], once
+    /// its output has ended; `None` while it still runs.
+    pub async fn exec_code(&self, id: &str) -> Result<Option<i64>, EngineError> {
+        let inspected = self
+            .call(
+                Kind::Read,
+                &format!("GET /exec/{}/json", short(id)),
+                self.docker.inspect_exec(id),
+            )
+            .await?;
+        if inspected.running == Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(inspected.exit_code.unwrap_or(-1)))
     }
 
     /// Pulls an image, reporting each layer's progress. With no registry

@@ -20,8 +20,8 @@ use crate::units;
 use context::{Inputs, ServiceView};
 pub use state::DesiredState;
 use state::{
-    Attachment, ContainerSpec, Content, Exec, FileSpec, HealthSpec, Mount, Network, Port, Route,
-    Volume,
+    Attachment, ContainerSpec, Content, DumpSpec, Exec, FileSpec, HealthSpec, Mount, Network, Port,
+    Route, ServiceBackup, Volume,
 };
 use templates::Templates;
 
@@ -109,6 +109,7 @@ pub fn render(
         containers: Vec::new(),
         routes: routes.clone(),
         after_start: Vec::new(),
+        backups: Vec::new(),
         urls: active
             .iter()
             .map(|a| (a.role.clone(), a.url()))
@@ -172,6 +173,9 @@ pub fn render(
             &context,
             &secret_context,
         )?);
+        if let Some(b) = renderer.backup(&context, &secret_context)? {
+            state.backups.push(b);
+        }
     }
     for container in &mut state.containers {
         let hash = container.spec_hash();
@@ -346,6 +350,57 @@ struct ServiceRenderer<'r, 'a> {
 impl ServiceRenderer<'_, '_> {
     fn entry(&self) -> &str {
         &self.service.entry.name
+    }
+
+    /// How the service is backed up and restored, with container names,
+    /// volumes and commands resolved; `None` when its entry says nothing.
+    fn backup(
+        &mut self,
+        context: &Context,
+        secret_context: &Context,
+    ) -> Result<Option<ServiceBackup>, RenderError> {
+        let entry = self.service.entry;
+        if entry.backup.is_none() && entry.restore.is_none() {
+            return Ok(None);
+        }
+        let backup = entry.backup.clone().unwrap_or_default();
+        let restore = entry.restore.clone().unwrap_or_default();
+        let mut dumps = |list: &[crate::catalog::Dump]| -> Result<Vec<DumpSpec>, RenderError> {
+            list.iter()
+                .map(|d| {
+                    Ok(DumpSpec {
+                        container: self.full_name(&d.container),
+                        user: d.user.clone(),
+                        command: self.list(
+                            &format!("the dump `{}`", d.file),
+                            &d.command,
+                            context,
+                        )?,
+                        file: d.file.clone(),
+                    })
+                })
+                .collect()
+        };
+        let taken = dumps(&backup.dumps)?;
+        let loads = dumps(&restore.loads)?;
+        let slug = self.slug;
+        let role = &self.service.role;
+        Ok(Some(ServiceBackup {
+            service: role.clone(),
+            entry: format!("{}@{}", entry.name, entry.version),
+            containers: entry.containers.keys().map(|c| self.full_name(c)).collect(),
+            volumes: backup
+                .volumes
+                .iter()
+                .map(|v| (v.clone(), format!("{slug}-{role}-{v}")))
+                .collect(),
+            before: self.steps(&backup.before, context, secret_context)?,
+            dumps: taken,
+            after: self.steps(&backup.after, context, secret_context)?,
+            restore_before: self.steps(&restore.before, context, secret_context)?,
+            loads,
+            restore_after: self.steps(&restore.after, context, secret_context)?,
+        }))
     }
 
     fn full_name(&self, container: &str) -> String {

@@ -30,6 +30,48 @@ pub struct DesiredState {
     /// Where people reach each web service, by role (`https://HOST`, or a
     /// loopback URL behind a `loopback` proxy).
     pub urls: BTreeMap<String, String>,
+    /// How each service is backed up and restored (services whose entry
+    /// says how), in the manifest's order.
+    #[serde(skip)]
+    pub backups: Vec<ServiceBackup>,
+}
+
+/// How one service is backed up and restored, resolved for this bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceBackup {
+    /// The service (role).
+    pub service: String,
+    /// The catalog entry and its version, like `nextcloud@1`.
+    pub entry: String,
+    /// Every container of the service (engine names).
+    pub containers: Vec<String>,
+    /// The volumes archived: the entry's name and the engine's name.
+    pub volumes: Vec<(String, String)>,
+    /// Commands before (maintenance mode on).
+    pub before: Vec<Exec>,
+    /// Commands whose standard output is stored as a file.
+    pub dumps: Vec<DumpSpec>,
+    /// Commands after, always run.
+    pub after: Vec<Exec>,
+    /// Commands before a restore.
+    pub restore_before: Vec<Exec>,
+    /// Commands that read a stored file on their standard input.
+    pub loads: Vec<DumpSpec>,
+    /// Commands once the restored service is healthy.
+    pub restore_after: Vec<Exec>,
+}
+
+/// A dump taken, or loaded, by a command in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpSpec {
+    /// The container (engine name).
+    pub container: String,
+    /// The user.
+    pub user: Option<String>,
+    /// The command.
+    pub command: Vec<String>,
+    /// The file it is stored as, under `/dumps/`.
+    pub file: String,
 }
 
 /// A network.

@@ -4,55 +4,13 @@
 //! containers. Each test has its own association (domain, ports), so they
 //! run side by side.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::deploy::labelled;
+use super::images::busybox_image;
 use super::support::{Run, Voisin, root};
-
-/// Builds `voisin-test-busybox:1.0.0` from Debian's static busybox, once.
-fn busybox_image() {
-    static BUILT: Mutex<bool> = Mutex::new(false);
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if *built {
-        return;
-    }
-    let have = Command::new("docker")
-        .args(["image", "inspect", "voisin-test-busybox:1.0.0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the docker CLI runs");
-    if !have.success() {
-        let busybox = Path::new("/bin/busybox");
-        assert!(
-            busybox.exists(),
-            "the deploy tests need Debian's busybox-static: `apt-get install busybox-static` (scripts/test does)"
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::copy(busybox, dir.path().join("busybox")).expect("copies busybox");
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nLABEL voisin.test=busybox\n",
-        )
-        .expect("writes the Dockerfile");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", "voisin-test-busybox:1.0.0"])
-            .arg(dir.path())
-            .output()
-            .expect("docker build runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    *built = true;
-}
 
 /// One association on the engine, with its manifest and catalog in a
 /// temporary folder; taken down (volumes too) when dropped.

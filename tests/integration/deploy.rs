@@ -54,7 +54,7 @@ pub fn labelled(domain: &str) -> Vec<String> {
 }
 
 /// curl with a cookie jar, returning (status, body).
-fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
+pub(super) fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "-S", "-b"])
         .arg(jar)
@@ -69,7 +69,7 @@ fn curl(jar: &std::path::Path, args: &[&str]) -> (u16, String) {
     (code.trim().parse().expect("a status"), body.to_string())
 }
 
-fn cookie(jar: &std::path::Path, name: &str) -> String {
+pub(super) fn cookie(jar: &std::path::Path, name: &str) -> String {
     std::fs::read_to_string(jar)
         .expect("cookie jar")
         .lines()

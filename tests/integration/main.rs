@@ -1,6 +1,7 @@
 //! Integration tests: they drive the real `voisin` binary, as admins and CI
 //! do. One test binary, one module per area.
 
+mod backup;
 mod bundle;
 mod catalog;
 mod check;
@@ -9,6 +10,7 @@ mod deploy;
 mod dns;
 mod examples;
 mod help;
+mod images;
 mod init;
 mod remote;
 mod render;
