@@ -986,6 +986,9 @@ impl Engine {
             .await
         {
             Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+            // Removed meanwhile by another run: Docker 20.10 says so with a
+            // 500 rather than a 404 when the id was resolved first.
+            Err(e) if e.engine_message().contains("unrecognized image ID") => Ok(()),
             Err(e) => Err(e),
             Ok(_) => Ok(()),
         }
