@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use super::bundle::docker;
 use super::deploy::{cookie, curl};
 use super::images::{Sftpd, busybox_image, postgres_image};
 use super::support::{Run, Voisin, root};
@@ -263,19 +264,6 @@ impl Drop for Site {
     fn drop(&mut self) {
         let _ = self.voisin(&["down", "--volumes", "--yes"]);
     }
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn random_file(path: &Path, size: u64) {

@@ -190,7 +190,8 @@ impl Drop for Bundle {
     }
 }
 
-fn docker(args: &[&str]) -> String {
+/// Runs the docker CLI and insists that it succeeds; its trimmed output.
+pub(super) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
