@@ -189,6 +189,111 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     Ok(Duration::from_secs(total))
 }
 
+/// A time of day, `HH:MM`, as `(hour, minute)`.
+pub fn parse_time_of_day(text: &str) -> Result<(u8, u8), UnitError> {
+    let hint = || "write a 24-hour time, like `03:15`".to_string();
+    let bad = || UnitError {
+        message: format!("`{}` is not a time of day", text.trim()),
+        hint: hint(),
+    };
+    let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
+    let number = |p: &str, max: u8| {
+        (matches!(p.len(), 1 | 2) && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u8>().ok())
+            .flatten()
+            .filter(|n| *n <= max)
+    };
+    match (number(h, 23), number(m, 59)) {
+        // Minutes take two digits: `3:5` is more likely a typo than 03:05.
+        (Some(h), Some(m)) if m_len(text) == 2 => Ok((h, m)),
+        _ => Err(bad()),
+    }
+}
+
+fn m_len(text: &str) -> usize {
+    text.trim().rsplit(':').next().map_or(0, str::len)
+}
+
+/// Day names [`parse_weekly`] reads, in English and French, Monday first.
+const DAYS: [[&str; 2]; 7] = [
+    ["mon", "lun"],
+    ["tue", "mar"],
+    ["wed", "mer"],
+    ["thu", "jeu"],
+    ["fri", "ven"],
+    ["sat", "sam"],
+    ["sun", "dim"],
+];
+
+/// A weekly time, `sun 04:30`, as (day from Monday = 0, hour, minute).
+/// Days are read by their first three letters, in English or French.
+pub fn parse_weekly(text: &str) -> Result<(u8, u8, u8), UnitError> {
+    let trimmed = text.trim();
+    let hint = "write a day and a 24-hour time, like `sun 04:30`".to_string();
+    let Some((day, time)) = trimmed.split_once(char::is_whitespace) else {
+        return Err(UnitError {
+            message: format!("`{trimmed}` has no day"),
+            hint,
+        });
+    };
+    let key: String = day.to_lowercase().chars().take(3).collect();
+    let Some(index) = DAYS
+        .iter()
+        .position(|names| key.chars().count() == 3 && names.contains(&key.as_str()))
+    else {
+        return Err(UnitError {
+            message: format!("`{day}` is not a day of the week"),
+            hint,
+        });
+    };
+    let (h, m) = parse_time_of_day(time).map_err(|e| UnitError {
+        message: e.message,
+        hint: hint.clone(),
+    })?;
+    #[allow(clippy::cast_possible_truncation)]
+    Ok((index as u8, h, m))
+}
+
+/// A minimum of free space: a size (`5 GB`) or a share of the disk (`10%`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FreeSpace {
+    /// At least this many bytes.
+    Bytes(u64),
+    /// At least this share of the disk, in percent.
+    Percent(f64),
+}
+
+impl FreeSpace {
+    /// Whether `available` bytes of a disk of `total` fall short.
+    pub fn short(self, available: u64, total: u64) -> bool {
+        match self {
+            Self::Bytes(min) => available < min,
+            #[allow(clippy::cast_precision_loss)]
+            Self::Percent(p) => (available as f64) < total as f64 * p / 100.0,
+        }
+    }
+}
+
+/// Reads a minimum of free space: `10%` or a size like `5 GB`.
+pub fn parse_free_space(text: &str) -> Result<FreeSpace, UnitError> {
+    let trimmed = text.trim();
+    if let Some(number) = trimmed.strip_suffix('%') {
+        return match number.trim().parse::<f64>() {
+            Ok(p) if (0.0..100.0).contains(&p) => Ok(FreeSpace::Percent(p)),
+            _ => Err(UnitError {
+                message: format!("`{trimmed}` is not a share of the disk"),
+                hint: "write a share below 100%, like `10%`, or a size, like `5 GB`".into(),
+            }),
+        };
+    }
+    parse_size(trimmed)
+        .map(FreeSpace::Bytes)
+        .map_err(|e| UnitError {
+            message: e.message,
+            hint: "write a share of the disk, like `10%`, or a size, like `5 GB`".into(),
+        })
+}
+
 /// Bytes as people read them: `512 B`, `3.4 MB`, `1.2 GB` (powers of 1000).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -209,6 +314,36 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 #[allow(clippy::duration_suboptimal_units)]
 mod tests {
+
+    #[test]
+    fn times_of_day_and_weekly_times_are_read_as_people_write_them() {
+        assert_eq!(parse_time_of_day("03:15"), Ok((3, 15)));
+        assert_eq!(parse_time_of_day(" 3:05 "), Ok((3, 5)));
+        for bad in ["24:00", "3:5", "0315", "12:60", "", "ab:cd", "-1:10"] {
+            assert!(parse_time_of_day(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_weekly("sun 04:30"), Ok((6, 4, 30)));
+        assert_eq!(parse_weekly("Dimanche 4:30"), Ok((6, 4, 30)));
+        assert_eq!(parse_weekly("mon 00:00"), Ok((0, 0, 0)));
+        for bad in ["04:30", "sunday", "xyz 04:30", "su 04:30", "sun 4h30"] {
+            assert!(parse_weekly(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn free_space_is_a_share_or_a_size() {
+        assert_eq!(parse_free_space("10%"), Ok(FreeSpace::Percent(10.0)));
+        assert_eq!(
+            parse_free_space("5 GB"),
+            Ok(FreeSpace::Bytes(5_000_000_000))
+        );
+        assert!(parse_free_space("100%").is_err());
+        assert!(parse_free_space("lots").is_err());
+        assert!(FreeSpace::Percent(10.0).short(9, 100));
+        assert!(!FreeSpace::Percent(10.0).short(10, 100));
+        assert!(FreeSpace::Bytes(10).short(9, 1_000));
+    }
+
     use super::*;
 
     #[test]

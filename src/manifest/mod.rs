@@ -47,6 +47,197 @@ pub struct Manifest {
     /// Where and how long backups are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Backup>,
+
+    /// The routine voisin runs unattended (`voisin schedule install`), the
+    /// limits `voisin watch` holds the association to, and who hears when
+    /// something goes wrong. Every field has a default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Operations>,
+}
+
+/// The unattended routine, its limits and its alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Operations {
+    /// When the nightly backup runs (then prune), in the association's time
+    /// zone, like `03:15`.
+    #[serde(default = "default_backup_at")]
+    pub backup_at: String,
+
+    /// When the weekly `backup verify` runs: a day and a time, like `sun 04:30`.
+    #[serde(default = "default_verify_at")]
+    pub verify_at: String,
+
+    /// How often `voisin watch` runs, like `5m`.
+    #[serde(default = "default_watch_every")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
+    pub watch_every: String,
+
+    /// How often an alert still going on is sent again, like `12h`.
+    #[serde(default = "default_remind_every")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
+    pub remind_every: String,
+
+    /// The limits `voisin watch` warns about.
+    #[serde(default)]
+    pub limits: Limits,
+
+    /// Where alerts go: through channels that do not need the
+    /// association's own mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<Alerts>,
+}
+
+impl Default for Operations {
+    fn default() -> Self {
+        Self {
+            backup_at: default_backup_at(),
+            verify_at: default_verify_at(),
+            watch_every: default_watch_every(),
+            remind_every: default_remind_every(),
+            limits: Limits::default(),
+            alerts: None,
+        }
+    }
+}
+
+fn default_backup_at() -> String {
+    "03:15".into()
+}
+fn default_verify_at() -> String {
+    "sun 04:30".into()
+}
+fn default_watch_every() -> String {
+    "5m".into()
+}
+fn default_remind_every() -> String {
+    "12h".into()
+}
+
+/// The limits `voisin watch` holds the association to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// A service whose newest snapshot is older than this is late, like `36h`.
+    #[serde(default = "default_snapshot_age")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
+    pub snapshot_age: String,
+
+    /// A service whose last proven restore is older than this is late, like `8d`.
+    #[serde(default = "default_verified_age")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
+    pub verified_age: String,
+
+    /// A certificate that expires sooner than this is a warning, like `14d`.
+    #[serde(default = "default_certificate")]
+    #[schemars(pattern(crate::units::DURATION_PATTERN))]
+    pub certificate: String,
+
+    /// Free space below this on the volumes' or the repository's disk is
+    /// a warning: a size like `5 GB`, or a share like `10%`.
+    #[serde(default = "default_disk_free")]
+    pub disk_free: String,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            snapshot_age: default_snapshot_age(),
+            verified_age: default_verified_age(),
+            certificate: default_certificate(),
+            disk_free: default_disk_free(),
+        }
+    }
+}
+
+fn default_snapshot_age() -> String {
+    "36h".into()
+}
+fn default_verified_age() -> String {
+    "8d".into()
+}
+fn default_certificate() -> String {
+    "14d".into()
+}
+fn default_disk_free() -> String {
+    "10%".into()
+}
+
+/// Where alerts go. At least one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// Who gets alert mail: member ids (their outside `contact`, else their
+    /// mailbox) or addresses. The admins when absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+
+    /// An SMTP relay outside the association (the provider's, a friend
+    /// association's). Its password is the secret `alerts-smtp`:
+    /// `voisin secrets set alerts-smtp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpRelay>,
+
+    /// A web address that receives each alert as a POST (ntfy, a Matrix
+    /// hook, a chat bridge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+/// An outside SMTP relay for alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpRelay {
+    /// The relay's host name, like `smtp.fai.example`.
+    pub host: String,
+    /// Its port: 587 for STARTTLS, 465 for TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// How the connection is protected.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// The account name; no authentication when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The sender address, like `alertes@amis-quartier.org`.
+    pub from: String,
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine or its own network.
+    None,
+}
+
+/// A webhook for alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Where each alert is posted, like `https://ntfy.sh/amis-quartier-alertes`.
+    pub url: String,
+    /// The body's shape.
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// The shape of a webhook's body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// voisin's own JSON: `{"association", "code", "severity", "state", "subject", "text"}`.
+    #[default]
+    Json,
+    /// ntfy: the text as the body, the subject and priority as headers.
+    Ntfy,
+    /// A Matrix-style hook: `{"msgtype": "m.text", "body": ...}`.
+    Matrix,
 }
 
 /// Who the association is.
@@ -248,6 +439,39 @@ pub struct Keep {
     /// Keep the last snapshot of each of the last N years.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yearly: Option<u32>,
+}
+
+/// The addresses alert mail goes to: each entry of `to` (a member by id,
+/// or an address), else every admin. A member's outside `contact` comes
+/// before their mailbox, which the association's own mail serves.
+pub fn alert_recipients(manifest: &Manifest, alerts: &Alerts) -> Vec<String> {
+    let address = |m: &Member| m.contact.clone().or_else(|| m.mailbox.clone());
+    let mut out: Vec<String> = if alerts.to.is_empty() {
+        manifest
+            .members
+            .iter()
+            .filter(|m| m.roles.contains(&Role::Admin))
+            .filter_map(address)
+            .collect()
+    } else {
+        alerts
+            .to
+            .iter()
+            .filter_map(|to| {
+                if to.contains('@') {
+                    Some(to.clone())
+                } else {
+                    manifest
+                        .members
+                        .iter()
+                        .find(|m| &m.id == to)
+                        .and_then(address)
+                }
+            })
+            .collect()
+    };
+    out.dedup();
+    out
 }
 
 /// Reads a manifest document into its types, reporting every structural

@@ -31,6 +31,7 @@ pub fn validate(doc: &Document, manifest: &Manifest, catalog: &Catalog) -> Vec<D
     v.sender_addresses();
     v.proxy();
     v.backup();
+    v.operations();
     v.public_address();
     v.out
 }
@@ -860,5 +861,213 @@ impl<'a> Validator<'a> {
                 Target::Key,
             );
         }
+    }
+
+    fn duration_at(&mut self, path: &Path, text: &str, at_least: u64, what: &str) {
+        match units::parse_duration(text) {
+            Err(e) => self.error("invalid-duration", path, e.message, Some(e.hint)),
+            Ok(d) if d.as_secs() < at_least => self.error(
+                "duration-too-short",
+                path,
+                format!("`{text}` is too short for {what}"),
+                Some(format!("write at least `{}`", human_secs(at_least))),
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    fn operations(&mut self) {
+        let manifest = self.manifest;
+        let Some(ops) = &manifest.operations else {
+            return;
+        };
+        let base = Path::from("operations");
+        if let Err(e) = units::parse_time_of_day(&ops.backup_at) {
+            self.error(
+                "invalid-time",
+                &base.key("backup_at"),
+                e.message,
+                Some(e.hint),
+            );
+        }
+        if let Err(e) = units::parse_weekly(&ops.verify_at) {
+            self.error(
+                "invalid-time",
+                &base.key("verify_at"),
+                e.message,
+                Some(e.hint),
+            );
+        }
+        // The watch and its reminders: more often than a minute is noise
+        // that a small machine pays for.
+        self.duration_at(&base.key("watch_every"), &ops.watch_every, 60, "the watch");
+        self.duration_at(
+            &base.key("remind_every"),
+            &ops.remind_every,
+            600,
+            "reminders",
+        );
+        let limits = base.key("limits");
+        for (key, text) in [
+            ("snapshot_age", &ops.limits.snapshot_age),
+            ("verified_age", &ops.limits.verified_age),
+            ("certificate", &ops.limits.certificate),
+        ] {
+            self.duration_at(&limits.key(key), text, 3_600, "this limit");
+        }
+        if let Err(e) = units::parse_free_space(&ops.limits.disk_free) {
+            self.error(
+                "invalid-size",
+                &limits.key("disk_free"),
+                e.message,
+                Some(e.hint),
+            );
+        }
+        let Some(alerts) = &ops.alerts else {
+            return;
+        };
+        let apath = base.key("alerts");
+        if alerts.smtp.is_none() && alerts.webhook.is_none() {
+            self.push(
+                Diagnostic::error("no-alert-channel", "alerts have no channel").with_hint(
+                    "add `smtp:` (an outside relay) or `webhook:` (like an ntfy topic), or both",
+                ),
+                &apath,
+                Target::Key,
+            );
+        }
+        self.alert_recipients(alerts, &apath);
+        if let Some(smtp) = &alerts.smtp {
+            let spath = apath.key("smtp");
+            if smtp.host.parse::<std::net::IpAddr>().is_err() {
+                self.dns_name(&spath.key("host"), &smtp.host, "relay host name");
+            }
+            self.email(&spath.key("from"), &smtp.from);
+            if smtp.security == super::SmtpSecurity::None
+                && !smtp
+                    .host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback())
+                && smtp.host != "localhost"
+            {
+                self.push(
+                    Diagnostic::warning("smtp-unencrypted", format!("alerts go to `{}` unencrypted", smtp.host))
+                        .with_hint("use `security: starttls` (port 587) or `tls` (port 465) for a relay across the internet"),
+                    &spath.key("security"),
+                    Target::Value,
+                );
+            }
+            // An outside relay sends to the association's own domain through
+            // the association's own mail server: the one that may be down.
+            if manifest.services.contains_key("mail")
+                && alerts.webhook.is_none()
+                && self.recipients(alerts).iter().all(|a| self.own_domain(a))
+            {
+                self.push(
+                    Diagnostic::warning("alerts-need-own-mail", "every alert address is in the association's own domain")
+                        .with_hint("when the association's mail is down, no alert reaches them: add an outside address to `to`, or a `webhook`"),
+                    &apath,
+                    Target::Key,
+                );
+            }
+        }
+        if let Some(hook) = &alerts.webhook {
+            let hpath = apath.key("webhook").key("url");
+            match hook.url.parse::<url::Url>() {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    if u.scheme() == "http"
+                        && !u.host_str().is_some_and(|h| {
+                            h == "localhost"
+                                || h.parse::<std::net::IpAddr>()
+                                    .is_ok_and(|a| a.is_loopback() || is_private(a))
+                        })
+                    {
+                        self.push(
+                            Diagnostic::warning(
+                                "webhook-unencrypted",
+                                "alerts go to the webhook unencrypted",
+                            )
+                            .with_hint("use an `https://` address"),
+                            &hpath,
+                            Target::Value,
+                        );
+                    }
+                }
+                _ => self.error(
+                    "invalid-url",
+                    &hpath,
+                    format!("`{}` is not a web address", hook.url),
+                    Some("write an address like `https://ntfy.sh/amis-quartier-alertes`".into()),
+                ),
+            }
+        }
+    }
+
+    fn own_domain(&self, address: &str) -> bool {
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&self.manifest.association.domain))
+    }
+
+    /// The addresses alert mail goes to: `to` (members by id, or
+    /// addresses), else the admins; a member's outside contact first.
+    fn recipients(&self, alerts: &super::Alerts) -> Vec<String> {
+        super::alert_recipients(self.manifest, alerts)
+    }
+
+    fn alert_recipients(&mut self, alerts: &super::Alerts, apath: &Path) {
+        let manifest = self.manifest;
+        for (i, to) in alerts.to.iter().enumerate() {
+            let path = apath.key("to").index(i);
+            if to.contains('@') {
+                self.email(&path, to);
+            } else if let Some(member) = manifest.members.iter().find(|m| &m.id == to) {
+                if member.contact.is_none() && member.mailbox.is_none() {
+                    self.error(
+                        "member-unreachable",
+                        &path,
+                        format!("`{to}` has no address to send alerts to"),
+                        Some(format!(
+                            "give `{to}` a `contact` address outside the association"
+                        )),
+                    );
+                }
+            } else {
+                let hint = did_you_mean(to, manifest.members.iter().map(|m| m.id.as_str()))
+                    .unwrap_or_else(|| "name a member by id, or write an address".into());
+                self.error(
+                    "unknown-member",
+                    &path,
+                    format!("no member has the id `{to}`"),
+                    Some(hint),
+                );
+            }
+        }
+        if alerts.smtp.is_some() && self.recipients(alerts).is_empty() {
+            self.push(
+                Diagnostic::error("no-alert-recipient", "alert mail has nobody to go to")
+                    .with_hint("list addresses or member ids in `to`, or give a member `roles: [admin]` and a `contact`"),
+                apath,
+                Target::Key,
+            );
+        }
+    }
+}
+
+/// Seconds as the shortest duration people write: `1h`, `10m`, `45s`.
+fn human_secs(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Addresses of a private network, where plain http stays on the premises.
+fn is_private(address: std::net::IpAddr) -> bool {
+    match address {
+        std::net::IpAddr::V4(a) => a.is_private() || a.is_link_local(),
+        std::net::IpAddr::V6(a) => a.is_unique_local() || a.is_unicast_link_local(),
     }
 }
