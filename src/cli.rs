@@ -190,6 +190,18 @@ pub enum Command {
     /// health check. Asks to type the association's domain unless `--yes`.
     Restore(RestoreArgs),
 
+    /// Move a service to the catalog's newer version of its entry.
+    ///
+    /// `voisin upgrade [SERVICE]`: every service whose catalog entry has a
+    /// new version or new images (all when none is named). Shows the plan,
+    /// refuses a version the entry says cannot be skipped, takes a safety
+    /// snapshot (no snapshot, no upgrade), deploys the new version, runs
+    /// the entry's upgrade steps and checks, and on any failure or Ctrl-C
+    /// puts the old version back with its data, then exits 1 with the
+    /// failed containers' logs. `deploy` keeps such services on their
+    /// deployed version.
+    Upgrade(UpgradeArgs),
+
     /// voisin's side inside a helper container, for backups and restores.
     #[command(subcommand, hide = true)]
     Agent(AgentCommand),
@@ -361,6 +373,26 @@ pub struct PruneArgs {
     /// Say what would be removed, and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Arguments of `voisin upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The service, by role (default: every service with a newer version).
+    pub service: Option<String>,
+
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Take over the lock held by a run that died on another machine
+    /// (asks for confirmation unless `--yes`).
+    #[arg(long)]
+    pub force_unlock: bool,
+
+    /// Answer yes to confirmations.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Arguments of `voisin restore`.

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod render;
 pub mod secrets;
 pub mod units;
+pub mod upgrade;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -151,6 +152,11 @@ fn report(err: &anyhow::Error) -> Outcome {
         })
         .or_else(|| {
             err.chain()
+                .find_map(|e| e.downcast_ref::<upgrade::UpgradeError>())
+                .and_then(upgrade::UpgradeError::hint)
+        })
+        .or_else(|| {
+            err.chain()
                 .find_map(|e| e.downcast_ref::<backup::BackupError>())
                 .and_then(backup::BackupError::hint)
         })
@@ -165,6 +171,10 @@ fn report(err: &anyhow::Error) -> Outcome {
     if err.chain().any(|e| {
         matches!(e.downcast_ref(), Some(deploy::DeployError::Interrupted))
             || matches!(e.downcast_ref(), Some(backup::BackupError::Interrupted))
+            || matches!(
+                e.downcast_ref(),
+                Some(upgrade::UpgradeError::Interrupted { .. })
+            )
     }) {
         return Outcome::Interrupted;
     }

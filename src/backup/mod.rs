@@ -909,15 +909,22 @@ pub async fn restore_service(
     snap: &SnapshotFile,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<(), BackupError> {
-    let name = service.service.clone();
-    let failed = |message: String| BackupError::Restore {
-        service: name.clone(),
-        message,
-    };
     volumes_exist(engine, desired, service).await?;
     run_steps(engine, &service.restore_before, reporter).await?;
+    let users = restore_volumes(engine, desired, service, repo, snap, reporter).await?;
+    for spec in &users {
+        engine.start(&spec.name).await?;
+    }
+    for spec in &users {
+        crate::deploy::health::wait(engine, spec, &spec.name).await?;
+    }
+    restore_dumps(engine, service, repo, snap, reporter).await
+}
+
+/// The containers of `service` that mount the volumes it backs up.
+fn volume_users<'d>(desired: &'d DesiredState, service: &ServiceBackup) -> Vec<&'d ContainerSpec> {
     let volume_names: Vec<&str> = service.volumes.iter().map(|(_, v)| v.as_str()).collect();
-    let users: Vec<&ContainerSpec> = desired
+    desired
         .containers
         .iter()
         .filter(|c| c.service == service.service)
@@ -926,52 +933,81 @@ pub async fn restore_service(
                 .iter()
                 .any(|m| volume_names.contains(&m.volume.as_str()))
         })
-        .collect();
-    if !service.volumes.is_empty() {
-        let image = ensure_agent_image(engine).await?;
-        let helper = helper_name(&desired.association, "restore", &service.service);
-        let mounts: Vec<(String, String, bool)> = service
-            .volumes
-            .iter()
-            .map(|(n, v)| (v.clone(), format!("/v/{n}"), false))
-            .collect();
-        start_helper(
-            engine,
-            &image,
-            &helper,
-            &mounts,
-            &helper_labels(desired, "restore", &service.service),
-        )
-        .await?;
-        for spec in users.iter().rev() {
-            reporter.note(&format!("stopping {}", spec.name));
-            engine.stop(&spec.name, spec.stop_grace_seconds).await?;
-        }
-        for (volume, _) in &service.volumes {
-            reporter.begin(volume, &format!("restoring the volume {volume}"));
-            let repo = repo.clone();
-            let tree = snap.tree;
-            let path = format!("volumes/{volume}");
-            put_volume(engine, &helper, volume, move |w| {
-                let node = tree::node_at(&repo, tree, &path)?;
-                tree::write_tar(&repo, &node, w)
-            })
-            .await
-            .map_err(|e| failed(format!("the volume `{volume}`: {e}")))?;
-            reporter.done(volume, &format!("restored the volume {volume}"));
-        }
-        engine.remove(&helper).await?;
-        for spec in &users {
-            engine.start(&spec.name).await?;
-        }
-        for spec in &users {
-            crate::deploy::health::wait(engine, spec, &spec.name).await?;
-        }
+        .collect()
+}
+
+/// The middle of a restore: the containers that use the service's volumes
+/// stopped, and the volumes' contents replaced by the snapshot's. The
+/// containers are left stopped (they are returned): a restore starts them
+/// again, an upgrade's rollback puts the old version's back first.
+pub async fn restore_volumes<'d>(
+    engine: &Arc<Engine>,
+    desired: &'d DesiredState,
+    service: &ServiceBackup,
+    repo: &Arc<Repo>,
+    snap: &SnapshotFile,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<Vec<&'d ContainerSpec>, BackupError> {
+    let users = volume_users(desired, service);
+    if service.volumes.is_empty() {
+        return Ok(users);
     }
+    let failed = |message: String| BackupError::Restore {
+        service: service.service.clone(),
+        message,
+    };
+    let image = ensure_agent_image(engine).await?;
+    let helper = helper_name(&desired.association, "restore", &service.service);
+    let mounts: Vec<(String, String, bool)> = service
+        .volumes
+        .iter()
+        .map(|(n, v)| (v.clone(), format!("/v/{n}"), false))
+        .collect();
+    start_helper(
+        engine,
+        &image,
+        &helper,
+        &mounts,
+        &helper_labels(desired, "restore", &service.service),
+    )
+    .await?;
+    for spec in users.iter().rev() {
+        reporter.note(&format!("stopping {}", spec.name));
+        engine.stop(&spec.name, spec.stop_grace_seconds).await?;
+    }
+    for (volume, _) in &service.volumes {
+        reporter.begin(volume, &format!("restoring the volume {volume}"));
+        let repo = repo.clone();
+        let tree = snap.tree;
+        let path = format!("volumes/{volume}");
+        put_volume(engine, &helper, volume, move |w| {
+            let node = tree::node_at(&repo, tree, &path)?;
+            tree::write_tar(&repo, &node, w)
+        })
+        .await
+        .map_err(|e| failed(format!("the volume `{volume}`: {e}")))?;
+        reporter.done(volume, &format!("restored the volume {volume}"));
+    }
+    engine.remove(&helper).await?;
+    Ok(users)
+}
+
+/// The end of a restore, once the service runs again: the dumps loaded,
+/// then `restore.after`.
+pub async fn restore_dumps(
+    engine: &Arc<Engine>,
+    service: &ServiceBackup,
+    repo: &Arc<Repo>,
+    snap: &SnapshotFile,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<(), BackupError> {
     for load in &service.loads {
         load_dump(engine, repo, snap, load, reporter)
             .await
-            .map_err(&failed)?;
+            .map_err(|message| BackupError::Restore {
+                service: service.service.clone(),
+                message,
+            })?;
     }
     run_steps(engine, &service.restore_after, reporter).await?;
     Ok(())

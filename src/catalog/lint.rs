@@ -250,6 +250,16 @@ fn lint_references(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
         .enumerate()
         .map(|(i, s)| (format!("after_start[{i}].container"), s.container.as_str()))
         .collect();
+    for (u, upgrade) in entry.upgrades.iter().enumerate() {
+        for (kind, list) in [("steps", &upgrade.steps), ("checks", &upgrade.checks)] {
+            steps.extend(list.iter().enumerate().map(|(i, s)| {
+                (
+                    format!("upgrades[{u}].{kind}[{i}].container"),
+                    s.container.as_str(),
+                )
+            }));
+        }
+    }
     if let Some(backup) = &entry.backup {
         steps.extend(backup.before.iter().enumerate().map(|(i, s)| {
             (

@@ -84,12 +84,41 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreSteps>,
 
+    /// How a service moves to this version from a deployed earlier one
+    /// (`voisin upgrade`): each path names the versions it starts from,
+    /// the steps that migrate the data and the checks that prove it
+    /// worked. When the list is not empty, it is also the list of versions
+    /// that may upgrade to this one: a version no path starts from must go
+    /// through an intermediate release (Nextcloud cannot skip a major).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrades: Vec<Upgrade>,
+
     /// What the entry relies on in the upstream images (an environment
     /// variable, a path and its format, a capability, a health command) and
     /// where upstream says so, so that a reviewer can check each in minutes.
     /// `catalog show NAME --upstream` and `docs/catalog.md` print it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstream: Vec<Contract>,
+}
+
+/// One way to reach this version of an entry from a deployed earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upgrade {
+    /// The deployed versions this path starts from: a version or its first
+    /// dot-separated parts (`29` matches `29`, `29.0` and `29.0.3`), or `*`
+    /// for any earlier version.
+    pub from: String,
+    /// Commands run in order once the new containers are healthy and their
+    /// after-start steps are done (`occ upgrade`). A failing step rolls the
+    /// upgrade back: containers and data.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Commands that must succeed once the steps are done (the application
+    /// answers, its data is in the new format); a failing check rolls the
+    /// upgrade back.
+    #[serde(default)]
+    pub checks: Vec<Step>,
 }
 
 /// One thing an entry relies on in an upstream image, and its source.

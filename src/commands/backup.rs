@@ -21,7 +21,7 @@ use crate::{Outcome, units};
 use super::deploy::{Connected, connect};
 
 /// Where the repository is and its password, from the manifest.
-fn repository(bundle: &super::Bundle) -> Result<(Location, String), BackupError> {
+pub(super) fn repository(bundle: &super::Bundle) -> Result<(Location, String), BackupError> {
     let backup = bundle
         .manifest
         .backup
@@ -41,7 +41,7 @@ fn state_dir(bundle: &super::Bundle) -> PathBuf {
     crate::secrets::state_dir(&bundle.path)
 }
 
-async fn open(
+pub(super) async fn open(
     location: &Location,
     password: &str,
     create: bool,
@@ -651,7 +651,8 @@ fn to_forget(
 
 /// Which snapshot each service is restored from: the one named (its
 /// service's), or each service's newest regular snapshot (safety
-/// snapshots are taken by restores, not restored by default).
+/// snapshots, taken by restores and upgrades, are not restored by
+/// default: an upgrade's holds data in the old version's format).
 fn restore_plan<'d>(
     desired: &'d DesiredState,
     snapshots: &[rustic_core::repofile::SnapshotFile],
@@ -677,7 +678,12 @@ fn restore_plan<'d>(
     }
     let regular: Vec<_> = snapshots
         .iter()
-        .filter(|s| repo::tag_value(s, "reason").as_deref() != Some("safety"))
+        .filter(|s| {
+            !matches!(
+                repo::tag_value(s, "reason").as_deref(),
+                Some("safety" | "upgrade")
+            )
+        })
         .cloned()
         .collect();
     backup::chosen(desired, names)?
@@ -755,7 +761,7 @@ pub(super) fn print_ages(
 
 /// Waits, when the command ends, for a remote repository's connections to
 /// close ([`Location::settle`]), whichever way the command ends.
-struct Settle<'a>(&'a Location);
+pub(super) struct Settle<'a>(pub(super) &'a Location);
 
 impl Drop for Settle<'_> {
     fn drop(&mut self) {

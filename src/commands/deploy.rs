@@ -30,7 +30,7 @@ pub(super) fn connect(global: &GlobalArgs) -> anyhow::Result<Result<Connected, O
         Ok(b) => b,
         Err(outcome) => return Ok(Err(outcome)),
     };
-    let desired = render::render(&bundle.manifest, &bundle.catalog, &mut bundle.secrets)?;
+    let mut desired = render::render(&bundle.manifest, &bundle.catalog, &mut bundle.secrets)?;
     bundle.secrets.save()?;
     let base = bundle
         .path
@@ -45,6 +45,22 @@ pub(super) fn connect(global: &GlobalArgs) -> anyhow::Result<Result<Connected, O
         .context("starting the async runtime")?;
     let reporter: Arc<dyn Reporter> = Arc::new(super::progress::Cli::new(global));
     let engine = runtime.block_on(Engine::connect(&target, reporter.clone()))?;
+    // A service whose entry moved to a new version stays on the deployed
+    // one for every command but `upgrade`.
+    let record = runtime.block_on(deploy::record::read(&engine, &desired.association))?;
+    let (catalog, waiting) = crate::upgrade::effective_catalog(&bundle.catalog, &record);
+    if !waiting.is_empty() {
+        desired = render::render(&bundle.manifest, &catalog, &mut bundle.secrets)?;
+        for p in &waiting {
+            reporter.note(&format!(
+                "`{}` stays on {}: the catalog has {}; run `voisin upgrade {}` to move it",
+                p.service,
+                p.from_label(),
+                p.to_label(),
+                p.service
+            ));
+        }
+    }
     Ok(Ok(Connected {
         bundle,
         desired,
@@ -85,12 +101,13 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         Err(outcome) => return Ok(outcome),
     };
     let Connected {
-        bundle,
+        mut bundle,
         desired,
         engine,
         runtime,
         reporter,
     } = c;
+    let engine = Arc::new(engine);
     if args.force_unlock {
         confirm_unlock(args.yes)?;
     }
@@ -99,7 +116,13 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         let observed = deploy::observe(&engine, &desired).await?;
         let first = plan::plan(&desired, &observed);
         let owed = crate::backup::leftovers(&engine, &desired).await?;
-        if first.is_empty() && !owed {
+        // What the record should say each service runs, and whether an
+        // interrupted upgrade left its journal.
+        let record = deploy::record::read(&engine, &desired.association).await?;
+        let (used, _) = crate::upgrade::effective_catalog(&bundle.catalog, &record);
+        let deployed = crate::upgrade::deployed(&used, &desired);
+        let journal = crate::upgrade::journal::read(&engine, &desired.association).await?;
+        if first.is_empty() && !owed && record.services == deployed && journal.is_none() {
             // Nothing to change: no lock, no write.
             return Ok::<_, anyhow::Error>((first, None));
         }
@@ -118,6 +141,8 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         let outcome = async {
             // An interrupted backup may have left maintenance mode on.
             crate::backup::recover(&engine, &desired, &reporter).await?;
+            // An interrupted upgrade is rolled back (or, done, closed).
+            super::upgrade::settle(&mut bundle, &engine, &reporter).await?;
             let observed = deploy::observe(&engine, &desired).await?;
             let p = plan::plan(&desired, &observed);
             if !global.quiet && global.format == Format::Text && !p.is_empty() {
@@ -130,6 +155,7 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
             } else {
                 Some(deploy::apply(&engine, &desired, &p, &reporter).await?)
             };
+            crate::upgrade::record_deployed(&engine, &desired, deployed).await?;
             Ok::<_, anyhow::Error>((p, summary))
         }
         .await;

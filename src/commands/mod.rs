@@ -15,6 +15,7 @@ mod progress;
 mod render;
 mod schema;
 mod secrets;
+mod upgrade;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Down(args) => engine::down(global, args),
         Command::Backup(args) => backup::backup(global, args),
         Command::Restore(args) => backup::restore(global, args),
+        Command::Upgrade(args) => upgrade::run(global, args),
         Command::Agent(cmd) => backup::agent(cmd),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),

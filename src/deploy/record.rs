@@ -4,6 +4,11 @@
 //! it is one inspection (no file system to mount), so a deploy with nothing
 //! to do stays fast and changes nothing. Labels cannot change, so a new
 //! record replaces the old: created beside it, then renamed into place.
+//!
+//! It also keeps, per service, the catalog entry (and its templates) that
+//! was deployed: `upgrade` compares it with the catalog's, and renders the
+//! old version again from it to roll back, with no need for the old
+//! catalog. Entries hold no secret (those stay in `.voisin/secrets.yaml`).
 
 use std::collections::BTreeMap;
 
@@ -13,11 +18,24 @@ use crate::engine::create::KIND_LABEL;
 use crate::engine::{ASSOCIATION_LABEL, Engine, EngineError};
 
 /// What the record holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// After-start steps done: step key → id of the container it ran in.
     #[serde(default)]
     pub steps: BTreeMap<String, String>,
+    /// What each service (by role) runs: written by every deploy and upgrade.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, Deployed>,
+}
+
+/// The catalog entry a service was deployed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployed {
+    /// The entry, as the catalog had it.
+    pub entry: crate::catalog::Entry,
+    /// Its templates: path under `templates/` (`ENTRY/…`) → text.
+    #[serde(default)]
+    pub templates: BTreeMap<String, String>,
 }
 
 const LABEL: &str = "voisin.record";

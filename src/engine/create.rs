@@ -278,6 +278,18 @@ pub fn files_tar<'a>(
     builder.into_inner()
 }
 
+/// A marker: a container of the tool image that is never started and
+/// holds what it says in its labels (the upgrade journal).
+pub fn marker(labels: &BTreeMap<String, String>) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(super::build::TOOL_IMAGE.to_string()),
+        cmd: Some(vec!["/voisin-tool".into()]),
+        labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        network_disabled: Some(true),
+        ..Default::default()
+    }
+}
+
 /// A helper container of voisin's own image, with volumes mounted and no
 /// network: it runs `voisin agent` to read or write volume contents.
 pub fn helper(

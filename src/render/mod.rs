@@ -21,7 +21,7 @@ use context::{Inputs, ServiceView};
 pub use state::DesiredState;
 use state::{
     Attachment, ContainerSpec, Content, DumpSpec, Exec, FileSpec, HealthSpec, Mount, Network, Port,
-    Route, ServiceBackup, Volume,
+    Route, ServiceBackup, ServiceEntry, UpgradePath, Volume,
 };
 use templates::Templates;
 
@@ -110,6 +110,7 @@ pub fn render(
         routes: routes.clone(),
         after_start: Vec::new(),
         backups: Vec::new(),
+        entries: Vec::new(),
         urls: active
             .iter()
             .map(|a| (a.role.clone(), a.url()))
@@ -176,6 +177,20 @@ pub fn render(
         if let Some(b) = renderer.backup(&context, &secret_context)? {
             state.backups.push(b);
         }
+        let mut upgrades = Vec::new();
+        for u in &service.entry.upgrades {
+            upgrades.push(UpgradePath {
+                from: u.from.clone(),
+                steps: renderer.steps(&u.steps, &context, &secret_context)?,
+                checks: renderer.steps(&u.checks, &context, &secret_context)?,
+            });
+        }
+        state.entries.push(ServiceEntry {
+            service: service.role.clone(),
+            entry: service.entry.name.clone(),
+            version: service.entry.version.clone(),
+            upgrades,
+        });
     }
     for container in &mut state.containers {
         let hash = container.spec_hash();

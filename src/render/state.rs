@@ -34,6 +34,35 @@ pub struct DesiredState {
     /// says how), in the manifest's order.
     #[serde(skip)]
     pub backups: Vec<ServiceBackup>,
+    /// Each service's entry and version, and the upgrade paths its entry
+    /// declares (steps and checks resolved), in the manifest's order.
+    #[serde(skip)]
+    pub entries: Vec<ServiceEntry>,
+}
+
+/// A service's catalog entry as rendered: what `upgrade` compares with the
+/// deploy record, and the paths it may take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceEntry {
+    /// The service (role).
+    pub service: String,
+    /// The catalog entry's name.
+    pub entry: String,
+    /// The entry's version.
+    pub version: String,
+    /// Its upgrade paths, resolved for this bundle.
+    pub upgrades: Vec<UpgradePath>,
+}
+
+/// One upgrade path of an entry, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpgradePath {
+    /// The versions it starts from (see [`crate::catalog::Upgrade::from`]).
+    pub from: String,
+    /// Steps, in order.
+    pub steps: Vec<Exec>,
+    /// Checks, in order.
+    pub checks: Vec<Exec>,
 }
 
 /// How one service is backed up and restored, resolved for this bundle.
