@@ -279,6 +279,10 @@ async fn upgrade_one(
                             cause,
                         })?;
                 reporter.note(&format!("safety snapshot {} taken", taken.snapshot.short_id));
+                // Opened again: the index read before the backup does not
+                // know the snapshot's new blobs, which a rollback reads.
+                drop(repo);
+                let repo = repository(bundle, service, reporter).await?;
                 let file = find_snapshot(&repo, &old.domain, &taken.snapshot.id).await?;
                 Some((repo, file))
             }

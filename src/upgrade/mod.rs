@@ -136,9 +136,12 @@ impl UpgradeError {
                 "read the log lines above; fix the cause (or wait for a fixed catalog entry) and run `voisin upgrade` again".into(),
             ),
             Self::RollbackFailed { snapshot, .. } => Some(match snapshot {
-                Some(id) => format!(
+                Some(id) => {
+                    let id = id.get(..8).unwrap_or(id);
+                    format!(
                     "run `voisin upgrade` or `voisin deploy` again: both finish the rollback from the journal; the data before the upgrade is in snapshot {id} (`voisin restore {id}`)"
-                ),
+                    )
+                }
                 None => "run `voisin upgrade` or `voisin deploy` again: both finish the rollback from the journal".into(),
             }),
             Self::Backup(e) => e.hint(),
@@ -416,7 +419,16 @@ pub async fn rollback(
         if c.labels.get("voisin.service").is_some_and(|s| s == service)
             && !c.labels.contains_key(KIND_LABEL)
         {
-            engine.stop(&c.name, 10).await?;
+            let base = c
+                .name
+                .trim_end_matches(crate::plan::NEXT_SUFFIX)
+                .trim_end_matches(crate::plan::OLD_SUFFIX);
+            let grace = old
+                .containers
+                .iter()
+                .find(|s| s.name == base)
+                .map_or(10, |s| s.stop_grace_seconds);
+            engine.stop(&c.name, grace).await?;
         }
     }
     let backed_up = old.backups.iter().find(|b| b.service == service);

@@ -325,7 +325,7 @@ fn fill(dir: &Path, big: u64) {
 /// Everything that must survive a restore, entry by entry: kind, mode,
 /// owner, content hash or link target, extended attributes, and which
 /// names share an inode.
-fn tree_digest(dir: &Path) -> BTreeMap<String, String> {
+pub(super) fn tree_digest(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<u64, String> = BTreeMap::new();
     walk(dir, dir, &mut out, &mut inodes);
@@ -518,10 +518,10 @@ fn a_round_trip_brings_back_every_file_owner_mode_link_and_row() {
 
 /// A small xorshift: trials at random moments, repeatable from the seed
 /// the test prints.
-struct Dice(u64);
+pub(super) struct Dice(u64);
 
 impl Dice {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()) << 20)
@@ -530,7 +530,7 @@ impl Dice {
         Self(seed)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
