@@ -133,15 +133,31 @@ impl Site {
             "/bin/busybox",
             "sh",
             "-c",
-            "printf 'alpha\\nbeta\\ngamma\\n' > /data/notes.txt && mkdir -p /data/keep && \
-             /bin/busybox head -c 300000 /dev/urandom > /data/keep/photo.bin && \
-             chmod 0640 /data/keep/photo.bin && chown 33:33 /data/keep/photo.bin",
+            "printf 'alpha\\nbeta\\ngamma\\n' > /data/notes.txt && mkdir -p /data/keep",
         ]);
+        // The same bytes every time (a trial starts again from the same
+        // data); owned by another user, which the container may not do
+        // (every capability is dropped), as an app's files would be.
+        let photo = self.data().join("keep/photo.bin");
+        let mut x: u32 = 2_463_534_242;
+        let bytes: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        std::fs::write(&photo, bytes).expect("writes the photo");
+        std::fs::set_permissions(&photo, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        std::os::unix::fs::chown(&photo, Some(33), Some(33)).expect("chown");
         assert_eq!(self.running_version(), "1");
         tree_digest(&self.data())
     }
 
-    /// voisin's own leftovers: journal, lock, containers kept aside.
+    /// voisin's own leftovers: journal, containers kept aside, helpers.
+    /// (A killed run's lock may stay until a run needs it: a lock whose
+    /// process is gone from this machine is taken over then.)
     fn leftovers(&self) -> String {
         docker(&[
             "ps",
@@ -154,7 +170,6 @@ impl Site {
         .lines()
         .filter(|n| {
             n.ends_with("-voisin-upgrade")
-                || n.ends_with("-voisin-lock")
                 || n.contains("-voisin-next")
                 || n.contains("-voisin-old")
                 || n.contains("-voisin-restore-")
@@ -319,9 +334,8 @@ fn skipping_a_version_the_entry_cannot_skip_is_refused_and_changes_nothing() {
     );
     assert_eq!(site.running_version(), "1");
     assert_eq!(tree_digest(&site.data()), before);
-    assert_eq!(
-        site.ok(&["backup", "list", "--format", "json"]).json()["snapshots"],
-        serde_json::json!([]),
+    assert!(
+        !site.dir.path().join("repo").exists(),
         "refused before any snapshot"
     );
 }
