@@ -142,7 +142,7 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
             // An interrupted backup may have left maintenance mode on.
             crate::backup::recover(&engine, &desired, &reporter).await?;
             // An interrupted upgrade is rolled back (or, done, closed).
-            super::upgrade::settle(&mut bundle, &engine, &reporter).await?;
+            Box::pin(super::upgrade::settle(&mut bundle, &engine, &reporter)).await?;
             let observed = deploy::observe(&engine, &desired).await?;
             let p = plan::plan(&desired, &observed);
             if !global.quiet && global.format == Format::Text && !p.is_empty() {

@@ -4,6 +4,7 @@
 //! [`settle`], which `deploy` runs too: the end of an upgrade a killed run
 //! left.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -38,13 +39,12 @@ pub fn run(global: &GlobalArgs, args: &UpgradeArgs) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     if chosen.is_empty() {
         if global.format == Format::Json {
+            writeln!(out, "{}", serde_json::json!({"version": 1, "upgraded": []}))?;
+        } else if !global.quiet {
             writeln!(
                 out,
-                "{}",
-                serde_json::json!({"version": 1, "upgraded": []})
+                "nothing to upgrade: every service runs its catalog's version"
             )?;
-        } else if !global.quiet {
-            writeln!(out, "nothing to upgrade: every service runs its catalog's version")?;
         }
         return Ok(Outcome::Success);
     }
@@ -85,10 +85,12 @@ pub fn run(global: &GlobalArgs, args: &UpgradeArgs) -> anyhow::Result<Outcome> {
         .await?;
         let result = async {
             backup::recover(&engine, &desired, &reporter).await?;
-            settle(&mut bundle, &engine, &reporter).await?;
+            Box::pin(settle(&mut bundle, &engine, &reporter)).await?;
             let mut done = Vec::new();
             for p in &chosen {
-                if let Some(label) = upgrade_one(&mut bundle, &engine, &reporter, &p.service).await? {
+                if let Some(label) =
+                    Box::pin(upgrade_one(&mut bundle, &engine, &reporter, &p.service)).await?
+                {
                     done.push((p.service.clone(), label));
                 }
             }
@@ -155,13 +157,18 @@ fn describe(
     desired: &DesiredState,
 ) -> String {
     let mut text = format!("{}: {} → {}\n", p.service, p.from_label(), p.to_label());
-    if let (Some(old), Some(new)) = (record.services.get(&p.service), bundle.catalog.get(&p.entry)) {
+    if let (Some(old), Some(new)) = (
+        record.services.get(&p.service),
+        bundle.catalog.get(&p.entry),
+    ) {
         for (name, c) in &new.containers {
             match old.entry.containers.get(name) {
                 Some(o) if o.image != c.image => {
-                    text.push_str(&format!("  {name}: image {} → {}\n", o.image, c.image));
+                    let _ = writeln!(text, "  {name}: image {} → {}", o.image, c.image);
                 }
-                None => text.push_str(&format!("  {name}: new container, image {}\n", c.image)),
+                None => {
+                    let _ = writeln!(text, "  {name}: new container, image {}", c.image);
+                }
                 _ => {}
             }
         }
@@ -175,10 +182,10 @@ fn describe(
     match path {
         Some(path) => {
             for s in &path.steps {
-                text.push_str(&format!("  3. step: {} in {}\n", s.doc, s.container));
+                let _ = writeln!(text, "  3. step: {} in {}", s.doc, s.container);
             }
             for s in &path.checks {
-                text.push_str(&format!("  4. check: {} in {}\n", s.doc, s.container));
+                let _ = writeln!(text, "  4. check: {} in {}", s.doc, s.container);
             }
         }
         None => text.push_str("  3. no upgrade step in its entry\n"),
@@ -192,7 +199,11 @@ fn render_with(
     bundle: &mut super::Bundle,
     catalog: &crate::catalog::Catalog,
 ) -> anyhow::Result<DesiredState> {
-    Ok(render::render(&bundle.manifest, catalog, &mut bundle.secrets)?)
+    Ok(render::render(
+        &bundle.manifest,
+        catalog,
+        &mut bundle.secrets,
+    )?)
 }
 
 /// Opens the manifest's repository, for an upgrade's safety snapshot.
@@ -220,6 +231,9 @@ async fn repository(
 
 /// Upgrades one service, under the lock. `None` when it no longer needs it
 /// (an interrupted run had finished it).
+// The steps of one upgrade (snapshot, journal, switch, commit or roll
+// back) read best in order, in one place.
+#[allow(clippy::too_many_lines)]
 async fn upgrade_one(
     bundle: &mut super::Bundle,
     engine: &Arc<Engine>,
@@ -265,28 +279,7 @@ async fn upgrade_one(
         .into());
     }
     // 1. The safety snapshot.
-    let snapshot: Option<(Arc<Repo>, SnapshotFile)> =
-        match old.backups.iter().find(|b| b.service == service) {
-            None => None,
-            Some(b) => {
-                let repo = repository(bundle, service, reporter).await?;
-                reporter.note(&format!("safety snapshot of `{service}` before upgrading"));
-                let taken =
-                    backup::backup_service(engine, &old, b, &repo, "upgrade", reporter)
-                        .await
-                        .map_err(|cause| UpgradeError::Snapshot {
-                            service: service.to_string(),
-                            cause,
-                        })?;
-                reporter.note(&format!("safety snapshot {} taken", taken.snapshot.short_id));
-                // Opened again: the index read before the backup does not
-                // know the snapshot's new blobs, which a rollback reads.
-                drop(repo);
-                let repo = repository(bundle, service, reporter).await?;
-                let file = find_snapshot(&repo, &old.domain, &taken.snapshot.id).await?;
-                Some((repo, file))
-            }
-        };
+    let snapshot = safety_snapshot(bundle, engine, reporter, &old, service).await?;
     // 2. The journal: from here on, the next run finishes what this one starts.
     let records = upgrade::deployed(&new_catalog, &new);
     let to_hash = records
@@ -361,9 +354,8 @@ async fn upgrade_one(
                 },
                 Some(_) => UpgradeError::RolledBack {
                     service: service.to_string(),
-                    from: p.from_label(),
-                    to: p.to_label(),
-                    data,
+                    change: format!("from {} to {}", p.from_label(), p.to_label()),
+                    back: format!("{} runs again{data}", p.from_label()),
                     cause,
                     logs,
                 },
@@ -371,6 +363,39 @@ async fn upgrade_one(
             .into())
         }
     }
+}
+
+/// The safety snapshot of `service` before it is upgraded, with the
+/// repository opened again so that a rollback can read it; `None` for a
+/// service whose entry backs nothing up.
+async fn safety_snapshot(
+    bundle: &super::Bundle,
+    engine: &Arc<Engine>,
+    reporter: &Arc<dyn Reporter>,
+    old: &DesiredState,
+    service: &str,
+) -> anyhow::Result<Option<(Arc<Repo>, SnapshotFile)>> {
+    let Some(b) = old.backups.iter().find(|b| b.service == service) else {
+        return Ok(None);
+    };
+    let repo = repository(bundle, service, reporter).await?;
+    reporter.note(&format!("safety snapshot of `{service}` before upgrading"));
+    let taken = backup::backup_service(engine, old, b, &repo, "upgrade", reporter)
+        .await
+        .map_err(|cause| UpgradeError::Snapshot {
+            service: service.to_string(),
+            cause: Box::new(cause),
+        })?;
+    reporter.note(&format!(
+        "safety snapshot {} taken",
+        taken.snapshot.short_id
+    ));
+    // Opened again: the index read before the backup does not know the
+    // snapshot's new blobs, which a rollback reads.
+    drop(repo);
+    let repo = repository(bundle, service, reporter).await?;
+    let file = find_snapshot(&repo, &old.domain, &taken.snapshot.id).await?;
+    Ok(Some((repo, file)))
 }
 
 /// The snapshot file of an id.

@@ -177,20 +177,9 @@ pub fn render(
         if let Some(b) = renderer.backup(&context, &secret_context)? {
             state.backups.push(b);
         }
-        let mut upgrades = Vec::new();
-        for u in &service.entry.upgrades {
-            upgrades.push(UpgradePath {
-                from: u.from.clone(),
-                steps: renderer.steps(&u.steps, &context, &secret_context)?,
-                checks: renderer.steps(&u.checks, &context, &secret_context)?,
-            });
-        }
-        state.entries.push(ServiceEntry {
-            service: service.role.clone(),
-            entry: service.entry.name.clone(),
-            version: service.entry.version.clone(),
-            upgrades,
-        });
+        state
+            .entries
+            .push(renderer.entry_state(&context, &secret_context)?);
     }
     for container in &mut state.containers {
         let hash = container.spec_hash();
@@ -416,6 +405,29 @@ impl ServiceRenderer<'_, '_> {
             loads,
             restore_after: self.steps(&restore.after, context, secret_context)?,
         }))
+    }
+
+    /// The entry and version, with its upgrade paths resolved.
+    fn entry_state(
+        &mut self,
+        context: &Context,
+        secret_context: &Context,
+    ) -> Result<ServiceEntry, RenderError> {
+        let entry = self.service.entry;
+        let mut upgrades = Vec::new();
+        for u in &entry.upgrades {
+            upgrades.push(UpgradePath {
+                from: u.from.clone(),
+                steps: self.steps(&u.steps, context, secret_context)?,
+                checks: self.steps(&u.checks, context, secret_context)?,
+            });
+        }
+        Ok(ServiceEntry {
+            service: self.service.role.clone(),
+            entry: entry.name.clone(),
+            version: entry.version.clone(),
+            upgrades,
+        })
     }
 
     fn full_name(&self, container: &str) -> String {

@@ -29,6 +29,7 @@ pub mod journal;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use rustic_core::repofile::SnapshotFile;
@@ -62,27 +63,27 @@ pub enum UpgradeError {
         changes: String,
     },
     /// The safety snapshot failed: nothing was changed.
-    #[error("the safety snapshot of `{service}` failed, so it was not upgraded; nothing was changed")]
+    #[error(
+        "the safety snapshot of `{service}` failed, so it was not upgraded; nothing was changed"
+    )]
     Snapshot {
         /// The service.
         service: String,
         /// Why.
         #[source]
-        cause: BackupError,
+        cause: Box<BackupError>,
     },
     /// The new version failed, and the old one is back with its data.
     #[error(
-        "upgrading `{service}` from {from} to {to} failed, and it was rolled back: {from} runs again{data}\n  what failed: {cause}{logs}"
+        "upgrading `{service}` {change} failed, and it was rolled back: {back}\n  what failed: {cause}{logs}"
     )]
     RolledBack {
         /// The service.
         service: String,
-        /// The entry and version it ran.
-        from: String,
-        /// The entry and version it was upgraded to.
-        to: String,
-        /// Where its data came back from.
-        data: String,
+        /// `from ENTRY VERSION to ENTRY VERSION`.
+        change: String,
+        /// What runs again, and where its data came back from.
+        back: String,
         /// What failed.
         cause: String,
         /// The end of the new containers' logs.
@@ -301,7 +302,10 @@ pub fn matches(from: &str, version: &str) -> bool {
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
     for i in 0..a.len().max(b.len()) {
-        let (x, y) = (a.get(i).copied().unwrap_or("0"), b.get(i).copied().unwrap_or("0"));
+        let (x, y) = (
+            a.get(i).copied().unwrap_or("0"),
+            b.get(i).copied().unwrap_or("0"),
+        );
         let order = match (x.parse::<u64>(), y.parse::<u64>()) {
             (Ok(x), Ok(y)) => x.cmp(&y),
             _ => x.cmp(y),
@@ -342,7 +346,11 @@ pub fn path_for<'e>(
     {
         return Ok(Some(path));
     }
-    let from: Vec<String> = to.upgrades.iter().map(|p| format!("`{}`", p.from)).collect();
+    let from: Vec<String> = to
+        .upgrades
+        .iter()
+        .map(|p| format!("`{}`", p.from))
+        .collect();
     Err(UpgradeError::Refused {
         message: format!(
             "`{}` cannot go from {} to {} directly: {} {} upgrades only from version {}",
@@ -374,7 +382,7 @@ pub async fn logs_of(engine: &Engine, desired: &DesiredState, service: &str) -> 
             continue;
         }
         let lines = deploy::health::last_lines(engine, &spec.name).await;
-        text.push_str(&format!("\n  log of `{}`{lines}", spec.name));
+        let _ = write!(text, "\n  log of `{}`{lines}", spec.name);
     }
     text
 }
@@ -503,7 +511,9 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("only from version `29`"), "{text}");
         assert!(
-            err.hint().unwrap_or_default().contains("go through nextcloud 29"),
+            err.hint()
+                .unwrap_or_default()
+                .contains("go through nextcloud 29"),
             "{err:?}"
         );
         assert!(path_for(&pending("29.0.7", "30.0.1"), &e).is_ok());
@@ -517,6 +527,9 @@ mod tests {
 
     #[test]
     fn an_entry_without_paths_upgrades_from_any_earlier_version_without_steps() {
-        assert_eq!(path_for(&pending("1", "5"), &entry(&[])).expect("allowed"), None);
+        assert_eq!(
+            path_for(&pending("1", "5"), &entry(&[])).expect("allowed"),
+            None
+        );
     }
 }

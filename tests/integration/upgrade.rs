@@ -232,14 +232,26 @@ fn upgrade_migrates_the_data_and_deploy_then_has_nothing_to_do() {
     assert_eq!(tree_digest(&site.data()), before);
     // The plan first, changing nothing.
     let dry = site.ok(&["upgrade", "--dry-run"]);
-    assert!(dry.stdout.contains("notes: busy-notes 1 → busy-notes 2"), "{}", dry.stdout);
-    assert!(dry.stdout.contains("step: rewrite the notes"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("notes: busy-notes 1 → busy-notes 2"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("step: rewrite the notes"),
+        "{}",
+        dry.stdout
+    );
     assert_eq!(site.running_version(), "1");
 
     let started = Instant::now();
     let run = site.ok(&["upgrade", "notes"]);
     eprintln!("upgrade took {:.1} s", started.elapsed().as_secs_f64());
-    assert!(run.stdout.contains("notes: upgraded to busy-notes 2"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("notes: upgraded to busy-notes 2"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(site.running_version(), "2");
     migrated(&before, &site);
     assert_eq!(site.leftovers(), "");
@@ -255,7 +267,11 @@ fn upgrade_migrates_the_data_and_deploy_then_has_nothing_to_do() {
     );
     // Done: nothing more to upgrade, and deploy makes no mutating call.
     let again = site.ok(&["upgrade"]);
-    assert!(again.stdout.contains("nothing to upgrade"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("nothing to upgrade"),
+        "{}",
+        again.stdout
+    );
     let deploy = site.ok(&["deploy", "--format", "json"]).json();
     assert_eq!(deploy["engine_calls"]["writes"], 0, "{deploy}");
 }
@@ -356,7 +372,11 @@ fn upgrade_killed_at_random_moments_ends_on_one_version_with_its_data() {
     let mut on_v2 = true;
     for trial in 0..10 {
         if on_v2 {
-            assert_eq!(site.v1_with_data(), original, "trial {trial}: the same data again");
+            assert_eq!(
+                site.v1_with_data(),
+                original,
+                "trial {trial}: the same data again"
+            );
             site.catalog("v2");
         }
         let delay = dice.below(usize::try_from(span.as_millis()).unwrap_or(3000) + 200);
@@ -371,12 +391,21 @@ fn upgrade_killed_at_random_moments_ends_on_one_version_with_its_data() {
         let version = site.running_version();
         let data = tree_digest(&site.data());
         match version.as_str() {
-            "1" => assert_eq!(data, original, "trial {trial} ({delay} ms, then {next}): v1 with other data"),
-            "2" => assert_eq!(data, expected, "trial {trial} ({delay} ms, then {next}): v2 with other data"),
+            "1" => assert_eq!(
+                data, original,
+                "trial {trial} ({delay} ms, then {next}): v1 with other data"
+            ),
+            "2" => assert_eq!(
+                data, expected,
+                "trial {trial} ({delay} ms, then {next}): v2 with other data"
+            ),
             v => panic!("trial {trial}: version {v}"),
         }
         if next == "upgrade" {
-            assert_eq!(version, "2", "trial {trial}: `upgrade` finishes the upgrade");
+            assert_eq!(
+                version, "2",
+                "trial {trial}: `upgrade` finishes the upgrade"
+            );
         }
         assert_eq!(site.leftovers(), "", "trial {trial}");
         *ends.entry(format!("{next} → v{version}")).or_insert(0) += 1;
