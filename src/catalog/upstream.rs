@@ -76,7 +76,11 @@ pub fn markdown(catalog: &Catalog) -> String {
          command — and where upstream says so: a repository path at the pinned\n\
          tag (`owner/repo@TAG:path`) or a documentation page. The same list is\n\
          printed by `voisin catalog show NAME --upstream`, and each entry cites\n\
-         the source again in a comment beside the setting.\n",
+         the source again in a comment beside the setting.\n\n\
+         An entry's `upgrades:` section (each path's `from` versions, its\n\
+         `steps` and `checks`) says how a deployed earlier version moves to\n\
+         this one and which versions cannot be skipped: see\n\
+         [operations.md](operations.md#upgrades).\n",
     );
     let mut entries: Vec<&Entry> = catalog.entries.values().collect();
     entries.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
