@@ -164,6 +164,17 @@ pub enum Command {
     /// A service's container logs.
     Logs(LogsArgs),
 
+    /// One pass of every check, and alerts for what changed.
+    ///
+    /// Container health and restarts, the age of each service's last
+    /// snapshot and last proven restore, certificate expiry, free disk,
+    /// the mail ports. A problem is told once when it starts (through the
+    /// manifest's `operations.alerts`: an outside SMTP relay and/or a
+    /// webhook), reminded every `remind_every`, and told once when it
+    /// ends. `voisin schedule install` runs it every few minutes. Exits 1
+    /// when anything is critical or no alert could be delivered.
+    Watch,
+
     /// Stop and remove the bundle's containers and networks.
     ///
     /// Volumes (the association's data) are kept unless `--volumes` is
@@ -449,6 +460,17 @@ pub enum SecretsCommand {
             required = true
         )]
         recipients: Vec<String>,
+    },
+
+    /// Keep a secret someone gave the association, like the password of
+    /// the outside SMTP relay alerts go through (`alerts-smtp`).
+    ///
+    /// The value is read from standard input, never from the command line,
+    /// so it shows neither in the shell's history nor in the process list:
+    /// `voisin secrets set alerts-smtp < file`, or type it and end with Ctrl-D.
+    Set {
+        /// The secret's name, like `alerts-smtp`.
+        name: String,
     },
 }
 

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod render;
 pub mod secrets;
 pub mod units;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -24,10 +24,23 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let observed = runtime.block_on(engine.containers(&desired.domain))?;
-    let backups = super::backup::ages(&bundle, &desired);
+    // The watch's checks, live; restarts are the watch's to compare.
+    let state = crate::watch::incidents::WatchState::read(&crate::secrets::state_dir(&bundle.path));
+    let local = bundle
+        .manifest
+        .engine
+        .as_ref()
+        .is_none_or(|e| e.host.starts_with("unix://"));
+    let look = super::watch::look(
+        &bundle,
+        &desired,
+        &runtime,
+        Ok((&engine, local)),
+        &state.restarts,
+    );
+    let backups = &look.backups;
     let now = chrono::Utc::now();
     let mut rows = Vec::new();
-    let mut all_well = true;
     for spec in &desired.containers {
         let o = observed.iter().find(|c| c.name == spec.name);
         let (state, health, image, up, restarts) = match o {
@@ -46,8 +59,6 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 )
             }
         };
-        let well = state == "running" && health.as_deref() != Some("unhealthy");
-        all_well &= well;
         rows.push(serde_json::json!({
             "service": spec.service,
             "container": spec.container,
@@ -59,10 +70,25 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             "restarts": restarts,
         }));
     }
+    let critical = look
+        .findings
+        .iter()
+        .any(|f| f.severity == crate::watch::Severity::Critical);
     let mut out = std::io::stdout().lock();
     match global.format {
         Format::Json => {
-            let json = serde_json::json!({ "version": 1, "containers": rows, "urls": desired.urls, "backups": backups });
+            let json = serde_json::json!({
+                "version": 1,
+                "containers": rows,
+                "urls": desired.urls,
+                "backups": super::backup::ages_json(backups),
+                "findings": look.findings,
+                "critical": critical,
+                "watch": {
+                    "last_pass": state.last_pass,
+                    "undelivered": state.undelivered,
+                },
+            });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         Format::Text => {
@@ -90,13 +116,23 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             for (role, url) in &desired.urls {
                 writeln!(out, "{role}: {url}")?;
             }
-            super::backup::print_ages(&mut out, &backups)?;
+            super::backup::print_ages(&mut out, backups)?;
+            super::watch::print_findings(&mut out, &look.findings)?;
+            if let Some(u) = &state.undelivered {
+                writeln!(
+                    out,
+                    "alerts: NOT DELIVERED {} ago: {}",
+                    crate::watch::human_age(now.timestamp() - u.at),
+                    u.errors.join("; ")
+                )?;
+            }
         }
     }
-    Ok(if all_well {
-        Outcome::Success
-    } else {
+    // Non-zero when anything is critical, so monitoring can run it as a check.
+    Ok(if critical {
         Outcome::Failed
+    } else {
+        Outcome::Success
     })
 }
 

@@ -15,6 +15,7 @@ mod progress;
 mod render;
 mod schema;
 mod secrets;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Deploy(args) => deploy::deploy(global, args),
         Command::Status => engine::status(global),
         Command::Logs(args) => engine::logs(global, args),
+        Command::Watch => watch::watch(global),
         Command::Down(args) => engine::down(global, args),
         Command::Backup(args) => backup::backup(global, args),
         Command::Restore(args) => backup::restore(global, args),

@@ -20,8 +20,8 @@ use crate::units;
 use context::{Inputs, ServiceView};
 pub use state::DesiredState;
 use state::{
-    Attachment, ContainerSpec, Content, DumpSpec, Exec, FileSpec, HealthSpec, Mount, Network, Port,
-    Route, ServiceBackup, Volume,
+    Attachment, CertificateSpec, ContainerSpec, Content, DumpSpec, Exec, FileSpec, HealthSpec,
+    Mount, Network, Port, Route, ServiceBackup, Volume,
 };
 use templates::Templates;
 
@@ -110,6 +110,7 @@ pub fn render(
         routes: routes.clone(),
         after_start: Vec::new(),
         backups: Vec::new(),
+        certificates: None,
         urls: active
             .iter()
             .map(|a| (a.role.clone(), a.url()))
@@ -175,6 +176,13 @@ pub fn render(
         )?);
         if let Some(b) = renderer.backup(&context, &secret_context)? {
             state.backups.push(b);
+        }
+        if let Some(store) = &service.entry.certificates {
+            state.certificates = Some(CertificateSpec {
+                container: renderer.full_name(&store.container),
+                path: store.path.clone(),
+                format: store.format,
+            });
         }
     }
     for container in &mut state.containers {

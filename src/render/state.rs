@@ -34,6 +34,20 @@ pub struct DesiredState {
     /// says how), in the manifest's order.
     #[serde(skip)]
     pub backups: Vec<ServiceBackup>,
+    /// Where the proxy keeps its certificates, when its entry says.
+    #[serde(skip)]
+    pub certificates: Option<CertificateSpec>,
+}
+
+/// A proxy's certificate store, resolved for this bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSpec {
+    /// The container that holds it (engine name).
+    pub container: String,
+    /// Its path in that container.
+    pub path: String,
+    /// How it is written.
+    pub format: crate::catalog::CertificateFormat,
 }
 
 /// How one service is backed up and restored, resolved for this bundle.

@@ -16,3 +16,4 @@ mod remote;
 mod render;
 mod schema;
 mod support;
+mod watch;
