@@ -25,7 +25,8 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     };
     let observed = runtime.block_on(engine.containers(&desired.domain))?;
     // The watch's checks, live; restarts are the watch's to compare.
-    let state = crate::watch::incidents::WatchState::read(&crate::secrets::state_dir(&bundle.path));
+    let watched =
+        crate::watch::incidents::WatchState::read(&crate::secrets::state_dir(&bundle.path));
     let local = bundle
         .manifest
         .engine
@@ -36,40 +37,11 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         &desired,
         &runtime,
         Ok((&engine, local)),
-        &state.restarts,
+        &watched.restarts,
     );
     let backups = &look.backups;
     let now = chrono::Utc::now();
-    let mut rows = Vec::new();
-    for spec in &desired.containers {
-        let o = observed.iter().find(|c| c.name == spec.name);
-        let (state, health, image, up, restarts) = match o {
-            None => ("missing".to_string(), None, spec.image.clone(), None, 0),
-            Some(c) => {
-                let up = chrono::DateTime::parse_from_rfc3339(&c.state.started_at)
-                    .ok()
-                    .filter(|_| c.state.running)
-                    .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0));
-                (
-                    c.state.status.clone(),
-                    c.state.health.clone(),
-                    c.image.clone(),
-                    up,
-                    c.state.restarts,
-                )
-            }
-        };
-        rows.push(serde_json::json!({
-            "service": spec.service,
-            "container": spec.container,
-            "name": spec.name,
-            "state": state,
-            "health": health,
-            "image": image,
-            "uptime_seconds": up,
-            "restarts": restarts,
-        }));
-    }
+    let rows = container_rows(&desired, &observed, now);
     let critical = look
         .findings
         .iter()
@@ -85,8 +57,8 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 "findings": look.findings,
                 "critical": critical,
                 "watch": {
-                    "last_pass": state.last_pass,
-                    "undelivered": state.undelivered,
+                    "last_pass": watched.last_pass,
+                    "undelivered": watched.undelivered,
                 },
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
@@ -118,7 +90,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             }
             super::backup::print_ages(&mut out, backups)?;
             super::watch::print_findings(&mut out, &look.findings)?;
-            if let Some(u) = &state.undelivered {
+            if let Some(u) = &watched.undelivered {
                 writeln!(
                     out,
                     "alerts: NOT DELIVERED {} ago: {}",
@@ -134,6 +106,46 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// One row per container the bundle should run: state, health, image,
+/// uptime and restarts.
+fn container_rows(
+    desired: &crate::render::DesiredState,
+    observed: &[crate::engine::ObservedContainer],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    for spec in &desired.containers {
+        let o = observed.iter().find(|c| c.name == spec.name);
+        let (state, health, image, up, restarts) = match o {
+            None => ("missing".to_string(), None, spec.image.clone(), None, 0),
+            Some(c) => {
+                let up = chrono::DateTime::parse_from_rfc3339(&c.state.started_at)
+                    .ok()
+                    .filter(|_| c.state.running)
+                    .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0));
+                (
+                    c.state.status.clone(),
+                    c.state.health.clone(),
+                    c.image.clone(),
+                    up,
+                    c.state.restarts,
+                )
+            }
+        };
+        rows.push(serde_json::json!({
+            "service": spec.service,
+            "container": spec.container,
+            "name": spec.name,
+            "state": state,
+            "health": health,
+            "image": image,
+            "uptime_seconds": up,
+            "restarts": restarts,
+        }));
+    }
+    rows
 }
 
 fn duration(secs: i64) -> String {

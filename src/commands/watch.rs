@@ -197,7 +197,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         .build()?;
     let reporter: Arc<dyn Reporter> = Arc::new(super::progress::Cli::new(global));
     let engine = engine_of(&bundle, &runtime, reporter);
-    let look = look(
+    let seen = look(
         &bundle,
         &desired,
         &runtime,
@@ -210,7 +210,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let policy = Policy::of(bundle.manifest.operations.as_ref());
     let remind = i64::try_from(policy.remind_every.as_secs()).unwrap_or(i64::MAX);
     let at = now();
-    let changes = state.update(&look.findings, at, remind);
+    let changes = state.update(&seen.findings, at, remind);
     let sent = if changes.is_empty() {
         Vec::new()
     } else {
@@ -231,7 +231,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 .collect(),
         });
     }
-    state.restarts = look.restarts;
+    state.restarts = seen.restarts;
     state.write(&dir)?;
     drop(lock);
 
@@ -240,7 +240,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Format::Json => {
             let json = serde_json::json!({
                 "version": 1,
-                "findings": look.findings,
+                "findings": seen.findings,
                 "alert": (!changes.is_empty()).then(|| serde_json::json!({
                     "started": changes.started.len(),
                     "reminded": changes.reminded.len(),
@@ -255,7 +255,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         Format::Text => {
-            print_findings(&mut out, &look.findings)?;
+            print_findings(&mut out, &seen.findings)?;
             if !changes.is_empty() {
                 let alert = alert::Alert::of(&bundle.manifest.association.name, &changes, at);
                 writeln!(out, "alert: {}", alert.subject)?;
@@ -274,7 +274,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let critical = look
+    let critical = seen
         .findings
         .iter()
         .any(|f| f.severity == Severity::Critical);

@@ -937,6 +937,11 @@ impl<'a> Validator<'a> {
             );
         }
         self.alert_recipients(alerts, &apath);
+        self.alert_channels(alerts, &apath);
+    }
+
+    fn alert_channels(&mut self, alerts: &super::Alerts, apath: &Path) {
+        let manifest = self.manifest;
         if let Some(smtp) = &alerts.smtp {
             let spath = apath.key("smtp");
             if smtp.host.parse::<std::net::IpAddr>().is_err() {
@@ -966,7 +971,7 @@ impl<'a> Validator<'a> {
                 self.push(
                     Diagnostic::warning("alerts-need-own-mail", "every alert address is in the association's own domain")
                         .with_hint("when the association's mail is down, no alert reaches them: add an outside address to `to`, or a `webhook`"),
-                    &apath,
+                    apath,
                     Target::Key,
                 );
             }

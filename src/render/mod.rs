@@ -177,13 +177,10 @@ pub fn render(
         if let Some(b) = renderer.backup(&context, &secret_context)? {
             state.backups.push(b);
         }
-        if let Some(store) = &service.entry.certificates {
-            state.certificates = Some(CertificateSpec {
-                container: renderer.full_name(&store.container),
-                path: store.path.clone(),
-                format: store.format,
-            });
-        }
+        state.certificates = state
+            .certificates
+            .take()
+            .or_else(|| renderer.certificates());
     }
     for container in &mut state.containers {
         let hash = container.spec_hash();
@@ -409,6 +406,16 @@ impl ServiceRenderer<'_, '_> {
             loads,
             restore_after: self.steps(&restore.after, context, secret_context)?,
         }))
+    }
+
+    /// Where the service keeps certificates, when it is a proxy that says.
+    fn certificates(&self) -> Option<CertificateSpec> {
+        let store = self.service.entry.certificates.as_ref()?;
+        Some(CertificateSpec {
+            container: self.full_name(&store.container),
+            path: store.path.clone(),
+            format: store.format,
+        })
     }
 
     fn full_name(&self, container: &str) -> String {

@@ -3,6 +3,7 @@
 //! webhook. One alert per pass carries every change, so a bad night is one
 //! message, not one per container.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -45,27 +46,30 @@ impl Alert {
         parts.extend(count(changes.reminded.len(), "ongoing problem"));
         parts.extend(count(changes.resolved.len(), "resolved problem"));
         let mut text = String::new();
+        // Writing into a String cannot fail.
         for f in &changes.started {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "[{}] {}\n  what to do: {}\n  ({})\n\n",
                 f.severity.word().to_uppercase(),
                 f.message,
                 f.hint,
                 f.code
-            ));
+            );
         }
         for (f, since) in &changes.reminded {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "[STILL {}] {} (for {})\n  what to do: {}\n  ({})\n\n",
                 f.severity.word().to_uppercase(),
                 f.message,
                 human_age(now - since),
                 f.hint,
                 f.code
-            ));
+            );
         }
         for f in &changes.resolved {
-            text.push_str(&format!("[RESOLVED] {}\n  ({})\n\n", f.message, f.code));
+            let _ = write!(text, "[RESOLVED] {}\n  ({})\n\n", f.message, f.code);
         }
         text.push_str("`voisin status` shows everything; this alert came from `voisin watch`.\n");
         let severity = changes.worst();
@@ -166,9 +170,10 @@ pub async fn mail(
 
 /// Posts `alert` to `hook` in its format.
 pub async fn post(hook: &Webhook, alert: &Alert) -> Result<(), AlertError> {
-    let shown = url::Url::parse(&hook.url)
-        .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()))
-        .unwrap_or_else(|_| "(invalid address)".to_string());
+    let shown = url::Url::parse(&hook.url).map_or_else(
+        |_| "(invalid address)".to_string(),
+        |u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()),
+    );
     let fail = |reason: String| AlertError::Webhook {
         url: shown.clone(),
         reason,
@@ -272,7 +277,7 @@ mod tests {
         assert!(
             alert
                 .text
-                .contains("[STILL WARNING] backup-late happened (for 120 min)")
+                .contains("[STILL WARNING] backup-late happened (for 2 h)")
         );
         assert!(alert.text.contains("[RESOLVED] disk-low happened"));
         let ended = Alert::of(

@@ -116,25 +116,22 @@ impl WatchState {
             // A problem that ended and came back before its end was told
             // simply goes on.
             let before = self.open.remove(&key).or_else(|| self.ended.remove(&key));
-            let incident = match before {
-                Some(mut i) => {
-                    i.finding = f.clone();
-                    match i.told {
-                        None => changes.started.push(f.clone()),
-                        Some(t) if now - t >= remind => {
-                            changes.reminded.push((f.clone(), i.since));
-                        }
-                        Some(_) => {}
+            let incident = if let Some(mut i) = before {
+                i.finding = f.clone();
+                match i.told {
+                    None => changes.started.push(f.clone()),
+                    Some(t) if now - t >= remind => {
+                        changes.reminded.push((f.clone(), i.since));
                     }
-                    i
+                    Some(_) => {}
                 }
-                None => {
-                    changes.started.push(f.clone());
-                    Incident {
-                        finding: f.clone(),
-                        since: now,
-                        told: None,
-                    }
+                i
+            } else {
+                changes.started.push(f.clone());
+                Incident {
+                    finding: f.clone(),
+                    since: now,
+                    told: None,
                 }
             };
             open.insert(key, incident);

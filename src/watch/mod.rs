@@ -106,7 +106,7 @@ impl Policy {
         let duration = |text: &str, fallback: &str| {
             units::parse_duration(text)
                 .or_else(|_| units::parse_duration(fallback))
-                .unwrap_or(Duration::from_secs(86_400))
+                .unwrap_or(Duration::from_hours(24))
         };
         let fallback = Limits::default();
         Self {
@@ -402,8 +402,8 @@ impl Disk {
         Ok(Self {
             what: what.to_string(),
             path: path.to_path_buf(),
-            available: u64::from(stat.blocks_available()).saturating_mul(block),
-            total: u64::from(stat.blocks()).saturating_mul(block),
+            available: stat.blocks_available().saturating_mul(block),
+            total: stat.blocks().saturating_mul(block),
         })
     }
 }

@@ -8,6 +8,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
+
 use super::bundle::docker;
 use super::images::busybox_image;
 use super::support::{Run, Voisin, root};
@@ -252,7 +254,6 @@ fn acme_store(dir: &Path, host: &str, days: u32) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let store = serde_json::json!({
         "letsencrypt": {
@@ -310,7 +311,6 @@ fn a_stopped_container_is_told_once_by_both_channels_and_its_end_once() {
         mail.contains("alice@example.net"),
         "the admin's outside address:\n{mail}"
     );
-    use base64::Engine as _;
     let login = base64::engine::general_purpose::STANDARD.encode("\0voisin\0relay-password");
     assert!(
         mail.contains(&login),
