@@ -248,6 +248,13 @@ impl Lookup for Resolver {
     }
 }
 
+/// The addresses (A and AAAA) DNS has for `host`: empty when it has none.
+pub fn addresses(lookup: &impl Lookup, host: &str) -> Result<Vec<Value>, LookupError> {
+    let mut found = lookup.lookup(host, Kind::A)?;
+    found.extend(lookup.lookup(host, Kind::Aaaa)?);
+    Ok(found)
+}
+
 /// How a record compares with DNS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -379,10 +386,12 @@ fn judge(value: &Value, set: &[&Value], found: &[Value]) -> (Status, Vec<String>
     if found.is_empty() {
         return (Status::Missing, found_shown);
     }
+    // The preference only matters between several exchangers: with a
+    // partner's backup MX, ours must come first.
+    let several = set.len() > 1;
     let key = |v: &Value| -> Value {
         match v {
-            // The preference only matters between several exchangers.
-            Value::Mx { exchange, .. } => Value::Mx {
+            Value::Mx { exchange, .. } if !several => Value::Mx {
                 preference: 0,
                 exchange: exchange.clone(),
             },
@@ -628,6 +637,41 @@ mod tests {
             &findings[2].status,
             Status::Different { hint: Some(h) } if h.contains("remove the other")
         ));
+    }
+
+    #[test]
+    fn with_a_backup_mx_the_preferences_must_keep_ours_first() {
+        let mx = |preference, exchange: &str| Value::Mx {
+            preference,
+            exchange: exchange.into(),
+        };
+        let records = [
+            record("amis.org", mx(10, "mail.amis.org")),
+            record("amis.org", mx(20, "mx2.partner.org")),
+        ];
+        let answer = |values| {
+            Table(BTreeMap::from([(
+                ("amis.org".to_string(), Kind::Mx),
+                values,
+            )]))
+        };
+        let right = answer(vec![mx(20, "mx2.partner.org"), mx(10, "mail.amis.org")]);
+        assert_eq!(
+            statuses(&records, &right),
+            [Status::Matches, Status::Matches]
+        );
+        let swapped = answer(vec![mx(10, "mx2.partner.org"), mx(20, "mail.amis.org")]);
+        assert!(
+            statuses(&records, &swapped)
+                .iter()
+                .all(|s| matches!(s, Status::Different { .. }))
+        );
+        // Alone, an MX matches whatever its preference.
+        let alone = [record("amis.org", mx(10, "mail.amis.org"))];
+        assert_eq!(
+            statuses(&alone, &answer(vec![mx(5, "mail.amis.org")])),
+            [Status::Matches]
+        );
     }
 
     #[test]
