@@ -40,7 +40,9 @@ pub fn run(global: &GlobalArgs, cmd: &ScheduleCommand) -> anyhow::Result<Outcome
 }
 
 /// The manifest, checked, with its absolute path.
-fn load_manifest(global: &GlobalArgs) -> anyhow::Result<Result<(PathBuf, Manifest), Outcome>> {
+pub(super) fn load_manifest(
+    global: &GlobalArgs,
+) -> anyhow::Result<Result<(PathBuf, Manifest), Outcome>> {
     let loaded = match super::load_catalog(global)? {
         Ok(loaded) => loaded,
         Err(outcome) => return Ok(Err(outcome)),

@@ -191,14 +191,12 @@ pub fn value_of(data: &RData) -> Option<Value> {
     })
 }
 
-impl Lookup for Resolver {
-    fn lookup(&self, name: &str, kind: Kind) -> Result<Vec<Value>, LookupError> {
-        let fqdn = Name::from_ascii(format!("{name}.")).map_err(|e| LookupError::Failed {
-            code: format!("nothing: `{name}` is not a name it can ask about ({e})"),
-        })?;
+impl Resolver {
+    /// The records of type `rtype` at `name`, as DNS gives them.
+    fn ask_all(&self, fqdn: &Name, rtype: RecordType) -> Result<Vec<RData>, LookupError> {
         let mut query = Message::query();
         query.metadata.recursion_desired = true;
-        query.add_query(Query::query(fqdn.clone(), record_type(kind)));
+        query.add_query(Query::query(fqdn.clone(), rtype));
         let mut edns = Edns::new();
         edns.set_max_payload(UDP_PAYLOAD);
         query.set_edns(edns);
@@ -217,8 +215,8 @@ impl Lookup for Resolver {
                                 .iter()
                                 // A resolver follows CNAMEs and returns the
                                 // chain; only the asked type is the answer.
-                                .filter(|r| r.record_type() == record_type(kind))
-                                .filter_map(|r| value_of(&r.data))
+                                .filter(|r| r.record_type() == rtype)
+                                .map(|r| r.data.clone())
                                 .collect());
                         }
                         code => {
@@ -237,6 +235,33 @@ impl Lookup for Resolver {
             }
         }
         Err(last)
+    }
+
+    /// The reverse names (PTR) of an address, lower case without the
+    /// trailing dot; empty when it has none.
+    pub fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, LookupError> {
+        let name = Name::from(ip);
+        Ok(self
+            .ask_all(&name, RecordType::PTR)?
+            .iter()
+            .filter_map(|d| match d {
+                RData::PTR(ptr) => Some(plain_name(&ptr.0)),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+impl Lookup for Resolver {
+    fn lookup(&self, name: &str, kind: Kind) -> Result<Vec<Value>, LookupError> {
+        let fqdn = Name::from_ascii(format!("{name}.")).map_err(|e| LookupError::Failed {
+            code: format!("nothing: `{name}` is not a name it can ask about ({e})"),
+        })?;
+        Ok(self
+            .ask_all(&fqdn, record_type(kind))?
+            .iter()
+            .filter_map(value_of)
+            .collect())
     }
 
     fn describe(&self) -> String {

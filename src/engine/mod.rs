@@ -423,6 +423,15 @@ impl Engine {
         Ok(out)
     }
 
+    /// Where the engine keeps images, containers and volumes
+    /// (`DockerRootDir`), when it says.
+    pub async fn data_root(&self) -> Result<Option<String>, EngineError> {
+        let info = self
+            .call(Kind::Read, "GET /info", self.docker.info())
+            .await?;
+        Ok(info.docker_root_dir)
+    }
+
     /// One container by name or id, when it exists.
     pub async fn container(&self, name: &str) -> Result<Option<ObservedContainer>, EngineError> {
         match self
