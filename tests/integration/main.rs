@@ -14,5 +14,6 @@ mod images;
 mod init;
 mod remote;
 mod render;
+mod schedule;
 mod schema;
 mod support;
