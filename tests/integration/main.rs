@@ -8,6 +8,7 @@ mod check;
 mod compose;
 mod deploy;
 mod dns;
+mod doctor;
 mod examples;
 mod help;
 mod images;
