@@ -313,6 +313,7 @@ fn finding_hint(finding: &Finding, origin: &str) -> Option<String> {
     }
 }
 
+#[allow(clippy::too_many_lines)]
 fn print_check(
     global: &GlobalArgs,
     records: &Records,

@@ -48,6 +48,7 @@ impl Level {
 struct Check {
     /// Which check: `engine`, `port`, `dns`, `ptr`, `clock`, `disk`,
     /// `backup`, `secrets`.
+    #[allow(clippy::struct_field_names)]
     check: &'static str,
     status: Level,
     message: String,
@@ -272,10 +273,11 @@ fn port_check(port: &Port, ours: &[Port]) -> Check {
 
 /// DNS records, the partner's backup mail server, and the reverse name of
 /// the public addresses.
+#[allow(clippy::too_many_lines)]
 fn dns_checks(manifest: &Manifest, store: &Store, args: &DoctorArgs) -> Vec<Check> {
     let dkim = store
         .get(dns::DKIM_SECRET)
-        .and_then(|key| crate::secrets::generate::dkim_public_record(key));
+        .and_then(crate::secrets::generate::dkim_public_record);
     let records = dns::records(manifest, dkim.as_deref());
     let mut out = Vec::new();
     if records.records.is_empty() {
@@ -319,7 +321,7 @@ fn dns_checks(manifest: &Manifest, store: &Store, args: &DoctorArgs) -> Vec<Chec
         let r = &f.record;
         let what = format!("`{}.` {} {}", r.name, r.kind(), r.value.presentation());
         let fill =
-            format!("add it in the registrar's DNS panel, then check with `voisin dns --check`");
+            "add it in the registrar's DNS panel, then check with `voisin dns --check`".to_string();
         match &f.status {
             Status::Matches => in_place += 1,
             Status::Missing => out.push(line(

@@ -237,6 +237,7 @@ fn refuse_other(path: &Path, text: &str, routine: &Routine) -> anyhow::Result<()
     }
 }
 
+#[allow(clippy::too_many_lines)]
 fn install(
     global: &GlobalArgs,
     routine: &Routine,
@@ -293,7 +294,7 @@ fn install(
                 place.systemctl(&["daemon-reload"])?;
                 let timers: Vec<String> = files
                     .iter()
-                    .filter(|(n, _)| n.ends_with(".timer"))
+                    .filter(|(n, _)| Path::new(n).extension().is_some_and(|e| e == "timer"))
                     .map(|(n, _)| n.clone())
                     .collect();
                 let mut enable = vec!["enable", "--now"];
@@ -347,8 +348,12 @@ fn install(
                     std::fs::write(file, &block)
                         .with_context(|| format!("cannot write `{}`", file.display()))?;
                     // cron ignores files in /etc/cron.d others may write.
-                    use std::os::unix::fs::PermissionsExt as _;
-                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))?;
+                    std::fs::set_permissions(
+                        file,
+                        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
+                            0o644,
+                        ),
+                    )?;
                 }
                 (Some(file), true) => {
                     if let Some(dir) = file.parent() {

@@ -903,6 +903,7 @@ impl<'a> Validator<'a> {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn operations(&mut self) {
         let manifest = self.manifest;
         let Some(ops) = &manifest.operations else {

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{Datelike as _, NaiveDate, NaiveTime, TimeZone as _, Weekday};
+use chrono::{Datelike as _, NaiveDate, NaiveTime, TimeZone as _, Timelike as _, Weekday};
 use chrono_tz::Tz;
 
 use super::{Routine, When, systemd::unit_name};
@@ -79,7 +79,6 @@ fn convert(date: NaiveDate, hour: u8, minute: u8, zone: Tz, system: Tz) -> (u32,
         );
     };
     let there = at.with_timezone(&system);
-    use chrono::Timelike as _;
     (
         there.weekday().num_days_from_sunday(),
         there.hour(),

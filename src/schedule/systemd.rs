@@ -61,8 +61,7 @@ pub fn units(routine: &Routine) -> Vec<(String, String)> {
         let dir = routine
             .manifest
             .parent()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|| "/".into());
+            .map_or_else(|| "/".into(), |d| d.display().to_string());
         let _ = writeln!(
             service,
             "[Service]\nType=oneshot\nExecStart={}\nWorkingDirectory={}\n\
