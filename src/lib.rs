@@ -23,6 +23,7 @@ pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod schedule;
 pub mod secrets;
 pub mod units;
 pub mod watch;

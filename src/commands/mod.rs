@@ -7,12 +7,14 @@ mod catalog;
 mod check;
 mod deploy;
 mod dns;
+mod doctor;
 mod engine;
 mod help;
 mod init;
 mod members;
 mod progress;
 mod render;
+mod schedule;
 mod schema;
 mod secrets;
 mod watch;
@@ -46,6 +48,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Backup(args) => backup::backup(global, args),
         Command::Restore(args) => backup::restore(global, args),
         Command::Agent(cmd) => backup::agent(cmd),
+        Command::Schedule(cmd) => schedule::run(global, cmd),
+        Command::Doctor(args) => doctor::run(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),
         Command::Completions { shell } => help::completions(*shell),

@@ -114,6 +114,33 @@ impl<'a> Validator<'a> {
                 Some(hint),
             );
         }
+        if let Some(mx) = &a.secondary_mx {
+            let path = "association.secondary_mx".into();
+            if self.dns_name(&path, mx, "host name") {
+                let own = manifest
+                    .services
+                    .get(crate::dns::MAIL_ROLE)
+                    .and_then(|s| s.host.as_deref());
+                if own.is_none() {
+                    self.push(
+                        Diagnostic::warning(
+                            "secondary-mx-without-mail",
+                            "a backup mail server is named but the association runs no `mail` service",
+                        )
+                        .with_hint("add a `mail` service, or remove `secondary_mx`"),
+                        &path,
+                        Target::Value,
+                    );
+                } else if own.is_some_and(|h| h.eq_ignore_ascii_case(mx)) {
+                    self.error(
+                        "secondary-mx-is-primary",
+                        &path,
+                        format!("`{mx}` is the association's own mail server"),
+                        Some("name the partner association's backup mail server here".into()),
+                    );
+                }
+            }
+        }
         if let Some(addr) = &a.public_address {
             if let Some(v4) = &addr.ipv4
                 && v4.parse::<std::net::Ipv4Addr>().is_err()
@@ -876,6 +903,7 @@ impl<'a> Validator<'a> {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn operations(&mut self) {
         let manifest = self.manifest;
         let Some(ops) = &manifest.operations else {
