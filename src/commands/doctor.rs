@@ -484,21 +484,10 @@ fn disks(
     places
         .into_iter()
         .map(|(what, path)| {
-            // The nearest folder that exists: the repository may not yet.
-            let mut at = path.as_path();
-            while !at.exists() {
-                match at.parent() {
-                    Some(parent) => at = parent,
-                    None => break,
-                }
-            }
-            match nix::sys::statvfs::statvfs(at) {
-                Ok(fs) => {
-                    let block = fs.fragment_size();
-                    let available = fs.blocks_available() * block;
-                    let total = fs.blocks() * block;
-                    let free = crate::units::human_bytes(available);
-                    if minimum.short(available, total) {
+            match crate::watch::Disk::of(what, &path) {
+                Ok(disk) => {
+                    let free = crate::units::human_bytes(disk.available);
+                    if minimum.short(disk.available, disk.total) {
                         line(
                             "disk",
                             Level::Warning,

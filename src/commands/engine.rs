@@ -40,6 +40,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         &watched.restarts,
     );
     let backups = &look.backups;
+    let runs = crate::schedule::last_runs(&crate::secrets::state_dir(&bundle.path));
     let now = chrono::Utc::now();
     let rows = container_rows(&desired, &observed, now);
     let critical = look
@@ -60,6 +61,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                     "last_pass": watched.last_pass,
                     "undelivered": watched.undelivered,
                 },
+                "schedule": runs,
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
@@ -89,6 +91,7 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 writeln!(out, "{role}: {url}")?;
             }
             super::backup::print_ages(&mut out, backups)?;
+            print_runs(&mut out, &runs, now)?;
             super::watch::print_findings(&mut out, &look.findings)?;
             if let Some(u) = &watched.undelivered {
                 writeln!(
@@ -106,6 +109,42 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// The scheduled jobs' last runs, one line each.
+fn print_runs(
+    out: &mut impl std::io::Write,
+    runs: &std::collections::BTreeMap<String, crate::schedule::LastRun>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::io::Result<()> {
+    if runs.is_empty() {
+        return writeln!(
+            out,
+            "schedule: no scheduled run yet (`voisin schedule install`)"
+        );
+    }
+    for (job, run) in runs {
+        let ago = chrono::DateTime::parse_from_rfc3339(&run.started).map_or_else(
+            |_| run.started.clone(),
+            |t| {
+                format!(
+                    "{} ago",
+                    crate::watch::human_age((now - t.with_timezone(&chrono::Utc)).num_seconds())
+                )
+            },
+        );
+        let how = match (run.exit_code, &run.ended) {
+            (Some(0), _) => "ok".to_string(),
+            (Some(code), _) => format!(
+                "FAILED (`voisin {}` exited {code})",
+                run.failed.as_deref().unwrap_or(job)
+            ),
+            (None, None) => "running, or killed".to_string(),
+            (None, Some(_)) => "ended without a code".to_string(),
+        };
+        writeln!(out, "scheduled {job}: last started {ago}, {how}")?;
+    }
+    Ok(())
 }
 
 /// One row per container the bundle should run: state, health, image,

@@ -105,11 +105,11 @@ pub(super) fn look(
         .map(|b| std::path::Path::new(&b.repository))
         .filter(|p| p.is_absolute())
     {
-        // The repository's folder may not exist before the first backup:
-        // measure the disk it will be on.
-        let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
-        disks.push(Disk::of("repository", existing));
+        disks.push(Disk::of("repository", path));
     }
+    findings.extend(watch::scheduled(&crate::schedule::last_runs(
+        &crate::secrets::state_dir(&bundle.path),
+    )));
     let disks: Vec<Disk> = disks.into_iter().filter_map(Result::ok).collect();
     findings.extend(watch::disks(&disks, &policy));
     for (container, address) in watch::mail_ports(desired) {

@@ -264,6 +264,32 @@ pub fn human_age(seconds: i64) -> String {
     }
 }
 
+// --- the schedule ----------------------------------------------------------
+
+/// Scheduled jobs (`voisin schedule`) whose last run failed. The watch's
+/// own runs are left out: what made one fail is a finding of its own.
+pub fn scheduled(
+    runs: &std::collections::BTreeMap<String, crate::schedule::LastRun>,
+) -> Vec<Finding> {
+    runs.iter()
+        .filter(|(job, _)| job.as_str() != "watch")
+        .filter_map(|(job, run)| {
+            let code = run.exit_code.filter(|c| *c != 0)?;
+            let what = run.failed.as_deref().unwrap_or(job.as_str());
+            Some(Finding::new(
+                "scheduled-run-failed",
+                job,
+                Severity::Warning,
+                format!(
+                    "the scheduled {job} of {} failed: `voisin {what}` exited {code}",
+                    run.started
+                ),
+                format!("see its output (`voisin schedule show`, the journal), then run `voisin {what}` by hand"),
+            ))
+        })
+        .collect()
+}
+
 // --- certificates ----------------------------------------------------------
 
 /// A certificate found in the proxy's store.
@@ -395,9 +421,11 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// The free space of the disk that holds `path`.
+    /// The free space of the disk that holds `path`, or would hold it: a
+    /// repository's folder may not exist before the first backup.
     pub fn of(what: &str, path: &Path) -> std::io::Result<Self> {
-        let stat = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+        let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+        let stat = nix::sys::statvfs::statvfs(existing).map_err(std::io::Error::from)?;
         let block = stat.fragment_size();
         Ok(Self {
             what: what.to_string(),

@@ -365,6 +365,22 @@ fn a_stopped_container_is_told_once_by_both_channels_and_its_end_once() {
     let status = status.json();
     assert_eq!(status["critical"], false);
     assert!(codes(&status).contains(&"backup-late:mail".to_string()));
+
+    // A scheduled verify that fails (no repository yet) is recorded, shows
+    // in status, and is the watch's next alert.
+    let verify = w.voisin(&["schedule", "run", "verify"]);
+    assert_ne!(verify.code, 0, "{}", verify.stdout);
+    let status = w.voisin(&["status"]);
+    assert!(
+        status.stdout.contains("scheduled verify: last started")
+            && status.stdout.contains("FAILED (`voisin backup verify` exited"),
+        "{}",
+        status.stdout
+    );
+    let (_, json) = w.watch();
+    assert!(codes(&json).contains(&"scheduled-run-failed:verify".to_string()), "{json}");
+    assert_eq!((count(&mails), count(&posts)), (4, 4));
+    assert!(last(&mails).contains("scheduled verify"), "{}", last(&mails));
 }
 
 #[test]
