@@ -131,11 +131,15 @@ fn the_units_follow_the_manifest_s_times() {
     let (dir, manifest) = example("full-association.yaml");
     let units = dir.path().join("units");
     let text = std::fs::read_to_string(&manifest).expect("the manifest");
-    std::fs::write(
-        &manifest,
-        format!("{text}\noperations:\n  backup_at: \"01:40\"\n  verify_at: wed 22:05\n  watch_every: 10m\n"),
-    )
-    .expect("written");
+    // The example's own times, changed.
+    let changed = text
+        .replace("backup_at: \"03:15\"", "backup_at: \"01:40\"")
+        .replace(
+            "verify_at: dim 04:30",
+            "verify_at: wed 22:05\n  watch_every: 10m",
+        );
+    assert_ne!(changed, text, "the example sets its times");
+    std::fs::write(&manifest, changed).expect("written");
     let run = schedule(&manifest, &["install", "--with", "systemd", "--dir"])
         .arg(&units)
         .run();

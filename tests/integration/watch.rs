@@ -373,14 +373,23 @@ fn a_stopped_container_is_told_once_by_both_channels_and_its_end_once() {
     let status = w.voisin(&["status"]);
     assert!(
         status.stdout.contains("scheduled verify: last started")
-            && status.stdout.contains("FAILED (`voisin backup verify` exited"),
+            && status
+                .stdout
+                .contains("FAILED (`voisin backup verify` exited"),
         "{}",
         status.stdout
     );
     let (_, json) = w.watch();
-    assert!(codes(&json).contains(&"scheduled-run-failed:verify".to_string()), "{json}");
+    assert!(
+        codes(&json).contains(&"scheduled-run-failed:verify".to_string()),
+        "{json}"
+    );
     assert_eq!((count(&mails), count(&posts)), (4, 4));
-    assert!(last(&mails).contains("scheduled verify"), "{}", last(&mails));
+    assert!(
+        last(&mails).contains("scheduled verify"),
+        "{}",
+        last(&mails)
+    );
 }
 
 #[test]
