@@ -178,6 +178,21 @@ impl Watched {
         Voisin::new(all).run()
     }
 
+    fn set_secret(&self, name: &str, value: &str) {
+        let set = Voisin::new([
+            "secrets",
+            "set",
+            name,
+            "-f",
+            &self.dir.path().join("voisin.yaml").display().to_string(),
+            "--catalog",
+            &self.dir.path().join("catalog").display().to_string(),
+        ])
+        .stdin(value)
+        .run();
+        assert_eq!(set.code, 0, "{}", set.stderr);
+    }
+
     fn repo(&self) -> PathBuf {
         self.dir.path().join("repo")
     }
@@ -280,18 +295,7 @@ fn a_stopped_container_is_told_once_by_both_channels_and_its_end_once() {
         l.local_addr().expect("address").port()
     };
     let w = Watched::new("watchone", smtp, hook, mail_port);
-    let set = Voisin::new([
-        "secrets",
-        "set",
-        "alerts-smtp",
-        "-f",
-        &w.dir.path().join("voisin.yaml").display().to_string(),
-        "--catalog",
-        &w.dir.path().join("catalog").display().to_string(),
-    ])
-    .stdin("relay-password\n")
-    .run();
-    assert_eq!(set.code, 0, "{}", set.stderr);
+    w.set_secret("alerts-smtp", "relay-password\n");
     let deploy = w.voisin(&["deploy"]);
     assert_eq!(deploy.code, 0, "{}\n{}", deploy.stdout, deploy.stderr);
 
