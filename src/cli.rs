@@ -164,6 +164,17 @@ pub enum Command {
     /// A service's container logs.
     Logs(LogsArgs),
 
+    /// One pass of every check, and alerts for what changed.
+    ///
+    /// Container health and restarts, the age of each service's last
+    /// snapshot and last proven restore, certificate expiry, free disk,
+    /// the mail ports. A problem is told once when it starts (through the
+    /// manifest's `operations.alerts`: an outside SMTP relay and/or a
+    /// webhook), reminded every `remind_every`, and told once when it
+    /// ends. `voisin schedule install` runs it every few minutes. Exits 1
+    /// when anything is critical or no alert could be delivered.
+    Watch,
+
     /// Stop and remove the bundle's containers and networks.
     ///
     /// Volumes (the association's data) are kept unless `--volumes` is
@@ -201,6 +212,20 @@ pub enum Command {
     /// failed containers' logs. `deploy` keeps such services on their
     /// deployed version.
     Upgrade(UpgradeArgs),
+
+    /// The routine (nightly backup then prune, weekly verify, watch) as
+    /// systemd timers, or cron where systemd does not run.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+
+    /// Check everything a first deploy needs, each with what to do.
+    ///
+    /// The engine, the ports the services publish, DNS records (and the
+    /// partner's backup mail server), reverse DNS, the clock, free disk
+    /// space, the backup repository and the secrets file's permissions.
+    /// Each line says `ok`, `warning` or `problem`. Exits 0 when nothing is
+    /// a problem (warnings alone exit 0), 1 when anything is.
+    Doctor(DoctorArgs),
 
     /// voisin's side inside a helper container, for backups and restores.
     #[command(subcommand, hide = true)]
@@ -482,6 +507,17 @@ pub enum SecretsCommand {
         )]
         recipients: Vec<String>,
     },
+
+    /// Keep a secret someone gave the association, like the password of
+    /// the outside SMTP relay alerts go through (`alerts-smtp`).
+    ///
+    /// The value is read from standard input, never from the command line,
+    /// so it shows neither in the shell's history nor in the process list:
+    /// `voisin secrets set alerts-smtp < file`, or type it and end with Ctrl-D.
+    Set {
+        /// The secret's name, like `alerts-smtp`.
+        name: String,
+    },
 }
 
 /// `voisin members …`
@@ -716,4 +752,73 @@ pub struct BoardSeedArgs {
     /// Categories to spread the offers over, comma-separated.
     #[arg(long, default_value = "books,films,tools,games,services")]
     pub categories: String,
+}
+
+/// `voisin schedule …`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Install the routine: systemd timers (as root in
+    /// `/etc/systemd/system`, else the user's own), or a cron file where
+    /// systemd does not run. Installing again replaces what was installed.
+    Install(ScheduleInstallArgs),
+    /// Remove every timer, service or cron line `install` wrote.
+    Remove(ScheduleWhereArgs),
+    /// What is installed, and how each job last ended.
+    Show(ScheduleWhereArgs),
+    /// Run one job of the routine and record how it ended (what the timers
+    /// and cron lines run).
+    #[command(hide = true)]
+    Run {
+        /// `backup`, `verify` or `watch`.
+        job: String,
+    },
+}
+
+/// Where the routine is installed.
+#[derive(Debug, Args)]
+pub struct ScheduleWhereArgs {
+    /// `systemd` or `cron` [default: systemd where it runs (`/run/systemd/system`), else cron].
+    #[arg(long, value_enum)]
+    pub with: Option<Scheduler>,
+
+    /// Install for the current user (`systemctl --user`, the user's
+    /// crontab) even as root; always so for other users.
+    #[arg(long)]
+    pub user: bool,
+
+    /// Write the unit files (or the cron file) into DIR instead of the
+    /// system's place, and run neither `systemctl` nor `crontab`: for
+    /// packaging, and for tests.
+    #[arg(long, value_name = "DIR", env = "VOISIN_SCHEDULE_DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of `voisin schedule install`.
+#[derive(Debug, Args)]
+pub struct ScheduleInstallArgs {
+    /// Where.
+    #[command(flatten)]
+    pub target: ScheduleWhereArgs,
+
+    /// Print the unit files (or cron lines) and install nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What runs the routine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scheduler {
+    /// systemd timers.
+    Systemd,
+    /// cron.
+    Cron,
+}
+
+/// Arguments of `voisin doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Ask this DNS server (like `192.0.2.53:53`) instead of the system's
+    /// resolvers.
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
 }

@@ -23,9 +23,11 @@ pub mod names;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod schedule;
 pub mod secrets;
 pub mod units;
 pub mod upgrade;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::Write as _;

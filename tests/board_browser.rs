@@ -205,6 +205,39 @@ impl<'a> Browser<'a> {
         self.cmd("POST", &format!("/element/{el}/click"), Some(json!({})));
     }
 
+    /// Clicks a form's button and waits until the page it leads to has
+    /// loaded: a page's own text can already hold what the next one should
+    /// show (the "Returned" button before the "Returned" state), so waiting
+    /// for text alone could go on while the form is still on its way.
+    fn submit(&self, css: &str) {
+        let script = |body: &str| json!({"script": body, "args": []});
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(script("window.voisinLeaving = true;")),
+        );
+        self.click(css);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded = self.cmd(
+                "POST",
+                "/execute/sync",
+                Some(script(
+                    "return !window.voisinLeaving && document.readyState === 'complete';",
+                )),
+            );
+            if loaded.as_bool() == Some(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{css}` led to no new page on {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The visible text of the page, read by script so that a page being
     /// replaced cannot leave a stale element behind.
     fn text(&self) -> String {
@@ -282,7 +315,7 @@ fn scenario(driver: &Driver, base: &str) {
         "Drill with a set of bits; hammer mode works.",
     );
     alice.fill("input[name=condition]", "good");
-    alice.click("form[action='/offers'] button");
+    alice.submit("form[action='/offers'] button");
     alice.wait_text("Your offer is on the board.");
     let offer = alice.url();
     let offer_path = &offer[base.len()..];
@@ -293,7 +326,7 @@ fn scenario(driver: &Driver, base: &str) {
     bob.go(offer_path.split('?').next().unwrap());
     bob.screenshot("offer-ask.png");
     bob.fill("textarea[name=message]", "Could I have it for the weekend?");
-    bob.click("form[action$='/request'] button");
+    bob.submit("form[action$='/request'] button");
     bob.wait_text("Your request was sent to the owner.");
 
     alice.go("/requests");
@@ -301,13 +334,13 @@ fn scenario(driver: &Driver, base: &str) {
     assert!(
         page.contains("Could I have it for the weekend?") && page.contains("asked by Bob Durand")
     );
-    alice.click("form[action$='/accept'] button");
+    alice.submit("form[action$='/accept'] button");
     alice.wait_text("Accepted");
-    alice.click("form[action$='/lend'] button");
+    alice.submit("form[action$='/lend'] button");
     alice.wait_text("Lent");
     bob.go("/requests");
     bob.wait_text("Lent");
-    alice.click("form[action$='/return'] button");
+    alice.submit("form[action$='/return'] button");
     alice.wait_text("Returned");
     bob.go("/requests");
     bob.wait_text("Returned");

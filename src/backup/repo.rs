@@ -40,6 +40,11 @@ pub enum RepoError {
     /// The repository string is not one voisin understands.
     #[error("the backup repository `{0}` is neither an absolute path nor `sftp:USER@HOST:/PATH`")]
     Location(String),
+    /// Nothing is there yet: the first backup makes the repository.
+    #[error(
+        "backup repository `{0}`: there is no repository there yet (the first `voisin backup` makes it)"
+    )]
+    NotYet(String),
     /// rustic refused.
     #[error("backup repository `{location}`: {message}")]
     Rustic {
@@ -66,7 +71,7 @@ impl RepoError {
             Self::Rustic { message, .. } if message.contains("password") || message.contains("key") => Some(
                 "the password does not open this repository: use the password it was made with".into(),
             ),
-            Self::Rustic { .. } => None,
+            Self::Rustic { .. } | Self::NotYet(_) => None,
         }
     }
 }
@@ -287,11 +292,7 @@ pub fn open_with(
         .is_some();
     if !exists {
         if !create {
-            return Err(RepoError::Rustic {
-                location: location.shown.clone(),
-                message: "there is no repository there yet (the first `voisin backup` makes it)"
-                    .into(),
-            });
+            return Err(RepoError::NotYet(location.shown.clone()));
         }
         if location.local {
             std::fs::create_dir_all(&location.backend).map_err(|e| rustic_error(location, &e))?;

@@ -315,13 +315,23 @@ fn lint_references(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Each upstream contract names a container of the entry, if any.
+/// Each upstream contract and the certificate store name a container of
+/// the entry, if any.
 fn lint_upstream(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
     let containers: Vec<&str> = entry.containers.keys().map(String::as_str).collect();
-    for (i, contract) in entry.upstream.iter().enumerate() {
-        if let Some(name) = &contract.container
-            && !containers.contains(&name.as_str())
-        {
+    let named = entry
+        .upstream
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((format!("upstream[{i}].container"), c.container.as_ref()?)))
+        .chain(
+            entry
+                .certificates
+                .iter()
+                .map(|c| ("certificates.container".to_string(), &c.container)),
+        );
+    for (path, name) in named {
+        if !containers.contains(&name.as_str()) {
             let hint = did_you_mean(name, containers.iter().copied())
                 .unwrap_or_else(|| format!("the entry has {}", one_of(containers.iter().copied())));
             found.push(at(
@@ -330,7 +340,7 @@ fn lint_upstream(entry: &Entry, at: &At<'_>, found: &mut Vec<Diagnostic>) {
                     format!("no container `{name}` in this entry"),
                 )
                 .with_hint(hint),
-                &format!("upstream[{i}].container"),
+                &path,
                 Target::Value,
             ));
         }

@@ -93,6 +93,11 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upgrades: Vec<Upgrade>,
 
+    /// For a proxy: where it keeps the certificates it obtained, so that
+    /// `voisin watch` can warn before one expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificateStore>,
+
     /// What the entry relies on in the upstream images (an environment
     /// variable, a path and its format, a capability, a health command) and
     /// where upstream says so, so that a reviewer can check each in minutes.
@@ -119,6 +124,27 @@ pub struct Upgrade {
     /// upgrade back.
     #[serde(default)]
     pub checks: Vec<Step>,
+}
+
+/// Where a proxy keeps its certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateStore {
+    /// The container that holds the store.
+    pub container: String,
+    /// The store's path in that container.
+    pub path: String,
+    /// How the store is written.
+    pub format: CertificateFormat,
+}
+
+/// How a certificate store is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertificateFormat {
+    /// Traefik's `acme.json`: `RESOLVER.Certificates[]` with `domain` and
+    /// a base64 PEM `certificate`.
+    TraefikAcme,
 }
 
 /// One thing an entry relies on in an upstream image, and its source.

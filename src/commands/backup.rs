@@ -16,6 +16,7 @@ use crate::deploy::lock;
 use crate::engine::Engine;
 use crate::progress::Reporter;
 use crate::render::DesiredState;
+use crate::watch::human_age;
 use crate::{Outcome, units};
 
 use super::deploy::{Connected, connect};
@@ -188,16 +189,6 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min", s / 60),
-        7200..=172_799 => format!("{} h", s / 3600),
-        _ => format!("{} days", s / 86400),
-    }
-}
-
 fn list(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     let bundle = match super::load_bundle(global)? {
         Ok(b) => b,
@@ -247,7 +238,7 @@ fn list(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             out,
             "{:<10} {:<20} {:<10} {:>10} {:>10}  {}",
             s.short_id,
-            format!("{} ago", age(now - s.unix)),
+            format!("{} ago", human_age(now - s.unix)),
             s.service,
             units::human_bytes(s.total_bytes),
             units::human_bytes(s.added_bytes),
@@ -692,68 +683,82 @@ fn restore_plan<'d>(
         .collect()
 }
 
-/// Per service, the age of its newest snapshot and of its last verified
-/// restore, for `status`; or why the repository cannot say.
-pub(super) fn ages(bundle: &super::Bundle, desired: &DesiredState) -> serde_json::Value {
+/// The age of each service's newest snapshot and last verified restore,
+/// for `status` and `watch`: `Ok(None)` when no backup is configured, an
+/// error when the repository cannot be read.
+pub(super) fn ages(
+    bundle: &super::Bundle,
+    desired: &DesiredState,
+) -> Result<Option<Vec<crate::watch::BackupAge>>, String> {
     if bundle.manifest.backup.is_none() {
-        return serde_json::json!({ "configured": false });
+        return Ok(None);
     }
     let snapshots =
         repository(bundle)
             .map_err(|e| e.to_string())
             .and_then(|(location, password)| {
                 let _settle = Settle(&location);
-                let repo = repo::open(&location, &password, false).map_err(|e| e.to_string())?;
-                repo::snapshots(&repo, &desired.domain).map_err(|e| e.to_string())
-            });
-    let snapshots = match snapshots {
-        Ok(s) => s,
-        Err(e) => return serde_json::json!({ "configured": true, "error": e }),
-    };
+                match repo::open(&location, &password, false) {
+                    // Before the first backup every service is simply never
+                    // backed up, which is what the ages say.
+                    Err(repo::RepoError::NotYet(_)) => Ok(Vec::new()),
+                    Err(e) => Err(e.to_string()),
+                    Ok(repo) => repo::snapshots(&repo, &desired.domain).map_err(|e| e.to_string()),
+                }
+            })?;
     let verified = Verified::read(&state_dir(bundle));
     let now = chrono::Utc::now().timestamp();
-    let services: Vec<serde_json::Value> = desired
-        .backups
-        .iter()
-        .map(|b| {
-            let last = snapshots
-                .iter()
-                .rev()
-                .find(|s| repo::tag_value(s, "service").as_deref() == Some(&b.service))
-                .map(|s| now - s.time.timestamp().as_second());
-            let checked = verified.services.get(&b.service).map(|v| now - v.at);
-            serde_json::json!({
-                "service": b.service,
-                "last_snapshot_age_seconds": last,
-                "last_verified_restore_age_seconds": checked,
+    Ok(Some(
+        desired
+            .backups
+            .iter()
+            .map(|b| crate::watch::BackupAge {
+                service: b.service.clone(),
+                last_snapshot_age_seconds: snapshots
+                    .iter()
+                    .rev()
+                    .find(|s| repo::tag_value(s, "service").as_deref() == Some(&b.service))
+                    .map(|s| now - s.time.timestamp().as_second()),
+                last_verified_restore_age_seconds: verified
+                    .services
+                    .get(&b.service)
+                    .map(|v| now - v.at),
             })
-        })
-        .collect();
-    serde_json::json!({ "configured": true, "services": services })
+            .collect(),
+    ))
+}
+
+/// The backups part of `status --format json`.
+pub(super) fn ages_json(
+    ages: &Result<Option<Vec<crate::watch::BackupAge>>, String>,
+) -> serde_json::Value {
+    match ages {
+        Ok(None) => serde_json::json!({ "configured": false }),
+        Err(e) => serde_json::json!({ "configured": true, "error": e }),
+        Ok(Some(services)) => serde_json::json!({ "configured": true, "services": services }),
+    }
 }
 
 /// The backups part of `status`, as text.
 pub(super) fn print_ages(
     out: &mut impl std::io::Write,
-    ages: &serde_json::Value,
+    ages: &Result<Option<Vec<crate::watch::BackupAge>>, String>,
 ) -> std::io::Result<()> {
-    if ages["configured"] != true {
-        return writeln!(out, "backups: none configured (add a `backup:` section)");
-    }
-    if let Some(e) = ages["error"].as_str() {
-        return writeln!(out, "backups: {e}");
-    }
-    for s in ages["services"].as_array().into_iter().flatten() {
-        let when = |k: &str| {
-            s[k].as_i64()
-                .map_or_else(|| "never".to_string(), |a| format!("{} ago", age(a)))
+    let services = match ages {
+        Ok(None) => return writeln!(out, "backups: none configured (add a `backup:` section)"),
+        Err(e) => return writeln!(out, "backups: {e}"),
+        Ok(Some(services)) => services,
+    };
+    for s in services {
+        let when = |age: Option<i64>| {
+            age.map_or_else(|| "never".to_string(), |a| format!("{} ago", human_age(a)))
         };
         writeln!(
             out,
             "backup of {}: last snapshot {}, last verified restore {}",
-            s["service"].as_str().unwrap_or_default(),
-            when("last_snapshot_age_seconds"),
-            when("last_verified_restore_age_seconds")
+            s.service,
+            when(s.last_snapshot_age_seconds),
+            when(s.last_verified_restore_age_seconds)
         )?;
     }
     Ok(())

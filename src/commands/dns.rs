@@ -81,13 +81,19 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> anyhow::Result<Outcome> {
             Ok(findings) => findings,
             Err(e) => return Err(unreachable(&e, args.resolver.is_some()).into()),
         };
+        let partner = match partner_mx(&manifest, &resolver) {
+            Ok(partner) => partner,
+            Err(e) => return Err(unreachable(&e, args.resolver.is_some()).into()),
+        };
         print_check(
             global,
             &records,
             &check::Lookup::describe(&resolver),
             &findings,
+            partner.as_ref(),
         )?;
-        let all_in_place = findings.iter().all(|f| f.status == Status::Matches);
+        let all_in_place = findings.iter().all(|f| f.status == Status::Matches)
+            && partner.as_ref().is_none_or(|p| !p.addresses.is_empty());
         return Ok(if all_in_place {
             Outcome::Success
         } else {
@@ -109,6 +115,47 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> anyhow::Result<Outcome> {
         write!(out, "{}", dns::zone_file(&records, &shown))?;
     }
     Ok(Outcome::Success)
+}
+
+/// The partner's backup mail server and the addresses DNS has for it.
+#[derive(Serialize)]
+pub(super) struct PartnerMx {
+    /// Its name.
+    pub host: String,
+    /// Its addresses; empty when it does not resolve.
+    pub addresses: Vec<String>,
+}
+
+impl PartnerMx {
+    /// What to do when it does not resolve.
+    pub fn hint(&self) -> String {
+        format!(
+            "mail waiting for this machine could not go to `{}`: check the name with the partner association, and correct `association.secondary_mx`",
+            self.host
+        )
+    }
+}
+
+/// Asks DNS for the partner's backup mail server, when the manifest names
+/// one beside a mail service of its own (else no MX points to it).
+pub(super) fn partner_mx(
+    manifest: &Manifest,
+    lookup: &impl check::Lookup,
+) -> Result<Option<PartnerMx>, LookupError> {
+    let Some(host) = manifest.association.secondary_mx.as_deref() else {
+        return Ok(None);
+    };
+    if dns::mail_host(manifest).is_none() {
+        return Ok(None);
+    }
+    let addresses = check::addresses(lookup, host)?
+        .iter()
+        .map(dns::Value::presentation)
+        .collect();
+    Ok(Some(PartnerMx {
+        host: host.to_string(),
+        addresses,
+    }))
 }
 
 /// The base64 public DKIM key, made and saved with the secrets on first
@@ -221,6 +268,8 @@ struct JsonCheck<'a> {
     in_place: bool,
     counts: Counts,
     records: Vec<JsonFinding<'a>>,
+    /// The partner's backup mail server (`null` without one).
+    secondary_mx: Option<&'a PartnerMx>,
     notes: &'a [dns::Note],
 }
 
@@ -264,11 +313,13 @@ fn finding_hint(finding: &Finding, origin: &str) -> Option<String> {
     }
 }
 
+#[allow(clippy::too_many_lines)]
 fn print_check(
     global: &GlobalArgs,
     records: &Records,
     resolver: &str,
     findings: &[Finding],
+    partner: Option<&PartnerMx>,
 ) -> anyhow::Result<()> {
     let mut counts = Counts::default();
     for f in findings {
@@ -286,7 +337,9 @@ fn print_check(
             version: JSON_VERSION,
             domain: origin,
             resolver,
-            in_place: counts.matches == findings.len(),
+            in_place: counts.matches == findings.len()
+                && partner.is_none_or(|p| !p.addresses.is_empty()),
+            secondary_mx: partner,
             records: findings
                 .iter()
                 .map(|f| JsonFinding {
@@ -346,6 +399,23 @@ fn print_check(
         }
         if let Some(hint) = finding_hint(f, origin) {
             writeln!(out, "  hint: {hint}")?;
+        }
+    }
+    if let Some(p) = partner {
+        if p.addresses.is_empty() {
+            writeln!(
+                out,
+                "missing: the partner's backup mail server `{}` has no address in DNS\n  hint: {}",
+                p.host,
+                p.hint()
+            )?;
+        } else if !global.quiet {
+            writeln!(
+                out,
+                "ok: the partner's backup mail server `{}` resolves ({})",
+                p.host,
+                p.addresses.join(", ")
+            )?;
         }
     }
     let summary = format!(

@@ -24,45 +24,45 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let observed = runtime.block_on(engine.containers(&desired.domain))?;
-    let backups = super::backup::ages(&bundle, &desired);
+    // The watch's checks, live; restarts are the watch's to compare.
+    let watched =
+        crate::watch::incidents::WatchState::read(&crate::secrets::state_dir(&bundle.path));
+    let local = bundle
+        .manifest
+        .engine
+        .as_ref()
+        .is_none_or(|e| e.host.starts_with("unix://"));
+    let look = super::watch::look(
+        &bundle,
+        &desired,
+        &runtime,
+        Ok((&engine, local)),
+        &watched.restarts,
+    );
+    let backups = &look.backups;
+    let runs = crate::schedule::last_runs(&crate::secrets::state_dir(&bundle.path));
     let now = chrono::Utc::now();
-    let mut rows = Vec::new();
-    let mut all_well = true;
-    for spec in &desired.containers {
-        let o = observed.iter().find(|c| c.name == spec.name);
-        let (state, health, image, up, restarts) = match o {
-            None => ("missing".to_string(), None, spec.image.clone(), None, 0),
-            Some(c) => {
-                let up = chrono::DateTime::parse_from_rfc3339(&c.state.started_at)
-                    .ok()
-                    .filter(|_| c.state.running)
-                    .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0));
-                (
-                    c.state.status.clone(),
-                    c.state.health.clone(),
-                    c.image.clone(),
-                    up,
-                    c.state.restarts,
-                )
-            }
-        };
-        let well = state == "running" && health.as_deref() != Some("unhealthy");
-        all_well &= well;
-        rows.push(serde_json::json!({
-            "service": spec.service,
-            "container": spec.container,
-            "name": spec.name,
-            "state": state,
-            "health": health,
-            "image": image,
-            "uptime_seconds": up,
-            "restarts": restarts,
-        }));
-    }
+    let rows = container_rows(&desired, &observed, now);
+    let critical = look
+        .findings
+        .iter()
+        .any(|f| f.severity == crate::watch::Severity::Critical);
     let mut out = std::io::stdout().lock();
     match global.format {
         Format::Json => {
-            let json = serde_json::json!({ "version": 1, "containers": rows, "urls": desired.urls, "backups": backups });
+            let json = serde_json::json!({
+                "version": 1,
+                "containers": rows,
+                "urls": desired.urls,
+                "backups": super::backup::ages_json(backups),
+                "findings": look.findings,
+                "critical": critical,
+                "watch": {
+                    "last_pass": watched.last_pass,
+                    "undelivered": watched.undelivered,
+                },
+                "schedule": runs,
+            });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         Format::Text => {
@@ -90,14 +90,101 @@ pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             for (role, url) in &desired.urls {
                 writeln!(out, "{role}: {url}")?;
             }
-            super::backup::print_ages(&mut out, &backups)?;
+            super::backup::print_ages(&mut out, backups)?;
+            print_runs(&mut out, &runs, now)?;
+            super::watch::print_findings(&mut out, &look.findings)?;
+            if let Some(u) = &watched.undelivered {
+                writeln!(
+                    out,
+                    "alerts: NOT DELIVERED {} ago: {}",
+                    crate::watch::human_age(now.timestamp() - u.at),
+                    u.errors.join("; ")
+                )?;
+            }
         }
     }
-    Ok(if all_well {
-        Outcome::Success
-    } else {
+    // Non-zero when anything is critical, so monitoring can run it as a check.
+    Ok(if critical {
         Outcome::Failed
+    } else {
+        Outcome::Success
     })
+}
+
+/// The scheduled jobs' last runs, one line each.
+fn print_runs(
+    out: &mut impl std::io::Write,
+    runs: &std::collections::BTreeMap<String, crate::schedule::LastRun>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::io::Result<()> {
+    if runs.is_empty() {
+        return writeln!(
+            out,
+            "schedule: no scheduled run yet (`voisin schedule install`)"
+        );
+    }
+    for (job, run) in runs {
+        let ago = chrono::DateTime::parse_from_rfc3339(&run.started).map_or_else(
+            |_| run.started.clone(),
+            |t| {
+                format!(
+                    "{} ago",
+                    crate::watch::human_age((now - t.with_timezone(&chrono::Utc)).num_seconds())
+                )
+            },
+        );
+        let how = match (run.exit_code, &run.ended) {
+            (Some(0), _) => "ok".to_string(),
+            (Some(code), _) => format!(
+                "FAILED (`voisin {}` exited {code})",
+                run.failed.as_deref().unwrap_or(job)
+            ),
+            (None, None) => "running, or killed".to_string(),
+            (None, Some(_)) => "ended without a code".to_string(),
+        };
+        writeln!(out, "scheduled {job}: last started {ago}, {how}")?;
+    }
+    Ok(())
+}
+
+/// One row per container the bundle should run: state, health, image,
+/// uptime and restarts.
+fn container_rows(
+    desired: &crate::render::DesiredState,
+    observed: &[crate::engine::ObservedContainer],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    for spec in &desired.containers {
+        let o = observed.iter().find(|c| c.name == spec.name);
+        let (state, health, image, up, restarts) = match o {
+            None => ("missing".to_string(), None, spec.image.clone(), None, 0),
+            Some(c) => {
+                let up = chrono::DateTime::parse_from_rfc3339(&c.state.started_at)
+                    .ok()
+                    .filter(|_| c.state.running)
+                    .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0));
+                (
+                    c.state.status.clone(),
+                    c.state.health.clone(),
+                    c.image.clone(),
+                    up,
+                    c.state.restarts,
+                )
+            }
+        };
+        rows.push(serde_json::json!({
+            "service": spec.service,
+            "container": spec.container,
+            "name": spec.name,
+            "state": state,
+            "health": health,
+            "image": image,
+            "uptime_seconds": up,
+            "restarts": restarts,
+        }));
+    }
+    rows
 }
 
 fn duration(secs: i64) -> String {

@@ -7,15 +7,18 @@ mod catalog;
 mod check;
 mod deploy;
 mod dns;
+mod doctor;
 mod engine;
 mod help;
 mod init;
 mod members;
 mod progress;
 mod render;
+mod schedule;
 mod schema;
 mod secrets;
 mod upgrade;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -41,11 +44,14 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Deploy(args) => deploy::deploy(global, args),
         Command::Status => engine::status(global),
         Command::Logs(args) => engine::logs(global, args),
+        Command::Watch => watch::watch(global),
         Command::Down(args) => engine::down(global, args),
         Command::Backup(args) => backup::backup(global, args),
         Command::Restore(args) => backup::restore(global, args),
         Command::Upgrade(args) => upgrade::run(global, args),
         Command::Agent(cmd) => backup::agent(cmd),
+        Command::Schedule(cmd) => schedule::run(global, cmd),
+        Command::Doctor(args) => doctor::run(global, args),
         Command::Secrets(cmd) => secrets::run(global, cmd),
         Command::Members(cmd) => members::run(global, cmd),
         Command::Completions { shell } => help::completions(*shell),

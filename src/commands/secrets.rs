@@ -13,6 +13,7 @@ pub fn run(global: &GlobalArgs, command: &SecretsCommand) -> anyhow::Result<Outc
     let recipients = match command {
         SecretsCommand::Keygen { out } => return keygen(global, out),
         SecretsCommand::Encrypt { recipients } => recipients,
+        SecretsCommand::Set { name } => return super::watch::set_secret(global, name),
     };
     let mut bundle = match super::load_bundle(global)? {
         Ok(b) => b,

@@ -191,14 +191,12 @@ pub fn value_of(data: &RData) -> Option<Value> {
     })
 }
 
-impl Lookup for Resolver {
-    fn lookup(&self, name: &str, kind: Kind) -> Result<Vec<Value>, LookupError> {
-        let fqdn = Name::from_ascii(format!("{name}.")).map_err(|e| LookupError::Failed {
-            code: format!("nothing: `{name}` is not a name it can ask about ({e})"),
-        })?;
+impl Resolver {
+    /// The records of type `rtype` at `name`, as DNS gives them.
+    fn ask_all(&self, fqdn: &Name, rtype: RecordType) -> Result<Vec<RData>, LookupError> {
         let mut query = Message::query();
         query.metadata.recursion_desired = true;
-        query.add_query(Query::query(fqdn.clone(), record_type(kind)));
+        query.add_query(Query::query(fqdn.clone(), rtype));
         let mut edns = Edns::new();
         edns.set_max_payload(UDP_PAYLOAD);
         query.set_edns(edns);
@@ -217,8 +215,8 @@ impl Lookup for Resolver {
                                 .iter()
                                 // A resolver follows CNAMEs and returns the
                                 // chain; only the asked type is the answer.
-                                .filter(|r| r.record_type() == record_type(kind))
-                                .filter_map(|r| value_of(&r.data))
+                                .filter(|r| r.record_type() == rtype)
+                                .map(|r| r.data.clone())
                                 .collect());
                         }
                         code => {
@@ -239,6 +237,33 @@ impl Lookup for Resolver {
         Err(last)
     }
 
+    /// The reverse names (PTR) of an address, lower case without the
+    /// trailing dot; empty when it has none.
+    pub fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, LookupError> {
+        let name = Name::from(ip);
+        Ok(self
+            .ask_all(&name, RecordType::PTR)?
+            .iter()
+            .filter_map(|d| match d {
+                RData::PTR(ptr) => Some(plain_name(&ptr.0)),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+impl Lookup for Resolver {
+    fn lookup(&self, name: &str, kind: Kind) -> Result<Vec<Value>, LookupError> {
+        let fqdn = Name::from_ascii(format!("{name}.")).map_err(|e| LookupError::Failed {
+            code: format!("nothing: `{name}` is not a name it can ask about ({e})"),
+        })?;
+        Ok(self
+            .ask_all(&fqdn, record_type(kind))?
+            .iter()
+            .filter_map(value_of)
+            .collect())
+    }
+
     fn describe(&self) -> String {
         self.servers
             .iter()
@@ -246,6 +271,13 @@ impl Lookup for Resolver {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// The addresses (A and AAAA) DNS has for `host`: empty when it has none.
+pub fn addresses(lookup: &impl Lookup, host: &str) -> Result<Vec<Value>, LookupError> {
+    let mut found = lookup.lookup(host, Kind::A)?;
+    found.extend(lookup.lookup(host, Kind::Aaaa)?);
+    Ok(found)
 }
 
 /// How a record compares with DNS.
@@ -379,10 +411,12 @@ fn judge(value: &Value, set: &[&Value], found: &[Value]) -> (Status, Vec<String>
     if found.is_empty() {
         return (Status::Missing, found_shown);
     }
+    // The preference only matters between several exchangers: with a
+    // partner's backup MX, ours must come first.
+    let several = set.len() > 1;
     let key = |v: &Value| -> Value {
         match v {
-            // The preference only matters between several exchangers.
-            Value::Mx { exchange, .. } => Value::Mx {
+            Value::Mx { exchange, .. } if !several => Value::Mx {
                 preference: 0,
                 exchange: exchange.clone(),
             },
@@ -628,6 +662,41 @@ mod tests {
             &findings[2].status,
             Status::Different { hint: Some(h) } if h.contains("remove the other")
         ));
+    }
+
+    #[test]
+    fn with_a_backup_mx_the_preferences_must_keep_ours_first() {
+        let mx = |preference, exchange: &str| Value::Mx {
+            preference,
+            exchange: exchange.into(),
+        };
+        let records = [
+            record("amis.org", mx(10, "mail.amis.org")),
+            record("amis.org", mx(20, "mx2.partner.org")),
+        ];
+        let answer = |values| {
+            Table(BTreeMap::from([(
+                ("amis.org".to_string(), Kind::Mx),
+                values,
+            )]))
+        };
+        let right = answer(vec![mx(20, "mx2.partner.org"), mx(10, "mail.amis.org")]);
+        assert_eq!(
+            statuses(&records, &right),
+            [Status::Matches, Status::Matches]
+        );
+        let swapped = answer(vec![mx(10, "mx2.partner.org"), mx(20, "mail.amis.org")]);
+        assert!(
+            statuses(&records, &swapped)
+                .iter()
+                .all(|s| matches!(s, Status::Different { .. }))
+        );
+        // Alone, an MX matches whatever its preference.
+        let alone = [record("amis.org", mx(10, "mail.amis.org"))];
+        assert_eq!(
+            statuses(&alone, &answer(vec![mx(5, "mail.amis.org")])),
+            [Status::Matches]
+        );
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub const DKIM_SELECTOR: &str = "mail";
 /// The role whose service receives the association's mail.
 pub const MAIL_ROLE: &str = "mail";
 
+/// The preference of the association's own MX; lower is tried first.
+pub const MX_PREFERENCE: u16 = 10;
+
+/// The preference of the partner's backup MX: after the association's own.
+pub const SECONDARY_MX_PREFERENCE: u16 = 20;
+
 /// The name of the secret that holds the DKIM private key.
 pub const DKIM_SECRET: &str = "mail.dkim_private_key";
 
@@ -300,6 +306,7 @@ pub fn records(manifest: &Manifest, dkim_public: Option<&str>) -> Records {
         records.extend(mail_records(
             &domain,
             mail,
+            association.secondary_mx.as_deref(),
             &association.contact,
             &addresses,
             dkim_public,
@@ -319,6 +326,7 @@ pub fn records(manifest: &Manifest, dkim_public: Option<&str>) -> Records {
 fn mail_records(
     domain: &str,
     mail: &str,
+    secondary: Option<&str>,
     contact: &str,
     addresses: &[IpAddr],
     dkim_public: Option<&str>,
@@ -327,11 +335,25 @@ fn mail_records(
     records.push(Record::new(
         domain,
         Value::Mx {
-            preference: 10,
+            preference: MX_PREFERENCE,
             exchange: mail.to_string(),
         },
         format!("MX: mail for `@{domain}` is delivered to {mail}"),
     ));
+    if let Some(secondary) = secondary {
+        // A higher preference is tried later: only when the association's
+        // own server does not answer.
+        records.push(Record::new(
+            domain,
+            Value::Mx {
+                preference: SECONDARY_MX_PREFERENCE,
+                exchange: secondary.to_ascii_lowercase(),
+            },
+            format!(
+                "MX: while {mail} is down, mail for `@{domain}` waits at the partner's {secondary}"
+            ),
+        ));
+    }
     let mut spf = String::from("v=spf1 mx");
     for ip in addresses {
         let _ = match ip {
@@ -545,6 +567,23 @@ mod tests {
         );
         assert_eq!(records.notes.len(), 1);
         assert!(records.notes[0].hint.contains("public_address"));
+    }
+
+    #[test]
+    fn a_secondary_mx_comes_after_the_association_s_own() {
+        let mut manifest = example("full-association.yaml");
+        manifest.association.secondary_mx = Some("mx2.voisins.example.net".into());
+        let mx: Vec<String> = lines(&records(&manifest, Some("KEY")))
+            .into_iter()
+            .filter(|l| l.contains(" MX "))
+            .collect();
+        assert_eq!(
+            mx,
+            [
+                "amis-quartier.org MX 10 mail.amis-quartier.org.",
+                "amis-quartier.org MX 20 mx2.voisins.example.net.",
+            ]
+        );
     }
 
     #[test]

@@ -379,6 +379,15 @@ impl Engine {
 
     // --- looking ----------------------------------------------------------
 
+    /// Where the engine keeps images and volumes (`DockerRootDir`), a path
+    /// on the engine's machine.
+    pub async fn data_root(&self) -> Result<Option<String>, EngineError> {
+        let info = self
+            .call(Kind::Read, "GET /info", self.docker.info())
+            .await?;
+        Ok(info.docker_root_dir)
+    }
+
     /// Every container of the association, inspected.
     pub async fn containers(
         &self,

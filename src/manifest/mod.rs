@@ -264,6 +264,13 @@ pub struct Association {
     /// The machine's public addresses, for the DNS records voisin prints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_address: Option<PublicAddress>,
+
+    /// A partner association's backup mail server, like
+    /// `mx2.voisins-solidaires.org`: published as a second MX, tried after
+    /// the association's own, so mail waits there while this machine is
+    /// down. The partner must agree to relay for this domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_mx: Option<String>,
 }
 
 fn default_timezone() -> String {

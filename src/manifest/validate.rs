@@ -114,6 +114,33 @@ impl<'a> Validator<'a> {
                 Some(hint),
             );
         }
+        if let Some(mx) = &a.secondary_mx {
+            let path = "association.secondary_mx".into();
+            if self.dns_name(&path, mx, "host name") {
+                let own = manifest
+                    .services
+                    .get(crate::dns::MAIL_ROLE)
+                    .and_then(|s| s.host.as_deref());
+                if own.is_none() {
+                    self.push(
+                        Diagnostic::warning(
+                            "secondary-mx-without-mail",
+                            "a backup mail server is named but the association runs no `mail` service",
+                        )
+                        .with_hint("add a `mail` service, or remove `secondary_mx`"),
+                        &path,
+                        Target::Value,
+                    );
+                } else if own.is_some_and(|h| h.eq_ignore_ascii_case(mx)) {
+                    self.error(
+                        "secondary-mx-is-primary",
+                        &path,
+                        format!("`{mx}` is the association's own mail server"),
+                        Some("name the partner association's backup mail server here".into()),
+                    );
+                }
+            }
+        }
         if let Some(addr) = &a.public_address {
             if let Some(v4) = &addr.ipv4
                 && v4.parse::<std::net::Ipv4Addr>().is_err()
@@ -876,6 +903,7 @@ impl<'a> Validator<'a> {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn operations(&mut self) {
         let manifest = self.manifest;
         let Some(ops) = &manifest.operations else {
@@ -937,6 +965,11 @@ impl<'a> Validator<'a> {
             );
         }
         self.alert_recipients(alerts, &apath);
+        self.alert_channels(alerts, &apath);
+    }
+
+    fn alert_channels(&mut self, alerts: &super::Alerts, apath: &Path) {
+        let manifest = self.manifest;
         if let Some(smtp) = &alerts.smtp {
             let spath = apath.key("smtp");
             if smtp.host.parse::<std::net::IpAddr>().is_err() {
@@ -966,7 +999,7 @@ impl<'a> Validator<'a> {
                 self.push(
                     Diagnostic::warning("alerts-need-own-mail", "every alert address is in the association's own domain")
                         .with_hint("when the association's mail is down, no alert reaches them: add an outside address to `to`, or a `webhook`"),
-                    &apath,
+                    apath,
                     Target::Key,
                 );
             }

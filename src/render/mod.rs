@@ -20,8 +20,8 @@ use crate::units;
 use context::{Inputs, ServiceView};
 pub use state::DesiredState;
 use state::{
-    Attachment, ContainerSpec, Content, DumpSpec, Exec, FileSpec, HealthSpec, Mount, Network, Port,
-    Route, ServiceBackup, ServiceEntry, UpgradePath, Volume,
+    Attachment, CertificateSpec, ContainerSpec, Content, DumpSpec, Exec, FileSpec, HealthSpec,
+    Mount, Network, Port, Route, ServiceBackup, ServiceEntry, UpgradePath, Volume,
 };
 use templates::Templates;
 
@@ -111,6 +111,7 @@ pub fn render(
         after_start: Vec::new(),
         backups: Vec::new(),
         entries: Vec::new(),
+        certificates: None,
         urls: active
             .iter()
             .map(|a| (a.role.clone(), a.url()))
@@ -174,12 +175,7 @@ pub fn render(
             &context,
             &secret_context,
         )?);
-        if let Some(b) = renderer.backup(&context, &secret_context)? {
-            state.backups.push(b);
-        }
-        state
-            .entries
-            .push(renderer.entry_state(&context, &secret_context)?);
+        renderer.extras(&mut state, &context, &secret_context)?;
     }
     for container in &mut state.containers {
         let hash = container.spec_hash();
@@ -407,6 +403,26 @@ impl ServiceRenderer<'_, '_> {
         }))
     }
 
+    /// What the service adds besides its containers: its backup steps, its
+    /// entry with its upgrade paths, and a proxy's certificate store.
+    fn extras(
+        &mut self,
+        state: &mut DesiredState,
+        context: &Context,
+        secret_context: &Context,
+    ) -> Result<(), RenderError> {
+        if let Some(b) = self.backup(context, secret_context)? {
+            state.backups.push(b);
+        }
+        state
+            .entries
+            .push(self.entry_state(context, secret_context)?);
+        if state.certificates.is_none() {
+            state.certificates = self.certificates();
+        }
+        Ok(())
+    }
+
     /// The entry and version, with its upgrade paths resolved.
     fn entry_state(
         &mut self,
@@ -427,6 +443,16 @@ impl ServiceRenderer<'_, '_> {
             entry: entry.name.clone(),
             version: entry.version.clone(),
             upgrades,
+        })
+    }
+
+    /// Where the service keeps certificates, when it is a proxy that says.
+    fn certificates(&self) -> Option<CertificateSpec> {
+        let store = self.service.entry.certificates.as_ref()?;
+        Some(CertificateSpec {
+            container: self.full_name(&store.container),
+            path: store.path.clone(),
+            format: store.format,
         })
     }
 

@@ -38,6 +38,9 @@ pub struct DesiredState {
     /// declares (steps and checks resolved), in the manifest's order.
     #[serde(skip)]
     pub entries: Vec<ServiceEntry>,
+    /// Where the proxy keeps its certificates, when its entry says.
+    #[serde(skip)]
+    pub certificates: Option<CertificateSpec>,
 }
 
 /// A service's catalog entry as rendered: what `upgrade` compares with the
@@ -63,6 +66,17 @@ pub struct UpgradePath {
     pub steps: Vec<Exec>,
     /// Checks, in order.
     pub checks: Vec<Exec>,
+}
+
+/// A proxy's certificate store, resolved for this bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSpec {
+    /// The container that holds it (engine name).
+    pub container: String,
+    /// Its path in that container.
+    pub path: String,
+    /// How it is written.
+    pub format: crate::catalog::CertificateFormat,
 }
 
 /// How one service is backed up and restored, resolved for this bundle.

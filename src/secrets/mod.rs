@@ -190,6 +190,15 @@ impl Store {
         value
     }
 
+    /// Sets the secret called `name` to a value given by someone (an outside
+    /// relay's password), replacing any earlier one.
+    pub fn set(&mut self, name: &str, value: Secret) {
+        if self.values.get(name) != Some(&value) {
+            self.values.insert(name.to_string(), value);
+            self.changed = true;
+        }
+    }
+
     /// The secret called `name`, if it exists.
     pub fn get(&self, name: &str) -> Option<&Secret> {
         self.values.get(name)

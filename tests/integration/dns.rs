@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 use crate::support::{Voisin, root};
 
 /// A copy of `examples/NAME` in a fresh temporary folder.
-fn example(name: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn example(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join(name);
     std::fs::copy(root().join("examples").join(name), &path).expect("copy the example");
@@ -30,7 +30,7 @@ fn dns(manifest: &Path) -> Voisin {
 }
 
 /// The records `voisin dns --format json` prints.
-fn records(manifest: &Path) -> Vec<Json> {
+pub fn records(manifest: &Path) -> Vec<Json> {
     let run = dns(manifest).arg("--format").arg("json").run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.json()["records"]
@@ -39,13 +39,13 @@ fn records(manifest: &Path) -> Vec<Json> {
         .clone()
 }
 
-fn name(text: &str) -> Name {
+pub fn name(text: &str) -> Name {
     Name::from_ascii(text).expect("a DNS name")
 }
 
 /// A record as DNS carries it, from its JSON form. TXT values are cut into
 /// 100-byte strings, not voisin's 255, so the check must join them.
-fn wire(record: &Json) -> Record {
+pub fn wire(record: &Json) -> Record {
     let text = |key: &str| record[key].as_str().expect("a string field");
     let value = text("value");
     let fields: Vec<&str> = value.split(' ').collect();
@@ -77,13 +77,13 @@ fn wire(record: &Json) -> Record {
 
 /// A DNS server on loopback that answers from a fixed list of records, as
 /// an authoritative server would, until dropped.
-struct StubDns {
-    address: SocketAddr,
+pub struct StubDns {
+    pub address: SocketAddr,
     stop: Arc<AtomicBool>,
 }
 
 impl StubDns {
-    fn serve(zone: Vec<Record>) -> Self {
+    pub fn serve(zone: Vec<Record>) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("a loopback port");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
@@ -424,6 +424,91 @@ fn check_of_one_record_says_record_in_the_singular() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("checking 1 record of"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// `manifest` with the partner's backup mail server named.
+fn with_secondary_mx(manifest: &Path, host: &str) {
+    let text = std::fs::read_to_string(manifest).expect("the manifest");
+    let text = text.replacen(
+        "\n  timezone:",
+        &format!("\n  secondary_mx: {host}\n  timezone:"),
+        1,
+    );
+    assert!(text.contains("secondary_mx"), "{text}");
+    std::fs::write(manifest, text).expect("written");
+}
+
+#[test]
+fn a_secondary_mx_is_published_after_the_association_s_own_and_checked() {
+    let (_dir, manifest) = example("full-association.yaml");
+    with_secondary_mx(&manifest, "mx2.voisins.example.net");
+    let printed = records(&manifest);
+    let mx: Vec<&str> = printed
+        .iter()
+        .filter(|r| r["type"] == "MX")
+        .map(|r| r["value"].as_str().expect("text"))
+        .collect();
+    assert_eq!(
+        mx,
+        ["10 mail.amis-quartier.org.", "20 mx2.voisins.example.net."]
+    );
+
+    // Every record in place, and the partner's server resolves.
+    let mut zone: Vec<Record> = printed.iter().map(wire).collect();
+    zone.push(Record::from_rdata(
+        name("mx2.voisins.example.net."),
+        3600,
+        RData::A(A("198.51.100.25".parse().expect("IPv4"))),
+    ));
+    let server = StubDns::serve(zone.clone());
+    let run = check(&manifest, server.address).run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "ok: the partner's backup mail server `mx2.voisins.example.net` resolves (198.51.100.25)"
+        ),
+        "{}",
+        run.stdout
+    );
+
+    // The partner's name does not resolve: the MX points nowhere.
+    zone.pop();
+    let server = StubDns::serve(zone.clone());
+    let run = check(&manifest, server.address).run();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "missing: the partner's backup mail server `mx2.voisins.example.net` has no address in DNS"
+        ),
+        "{}",
+        run.stdout
+    );
+    let json = check(&manifest, server.address)
+        .args(["--format", "json"])
+        .run()
+        .json();
+    assert_eq!(json["in_place"], false);
+    assert_eq!(json["secondary_mx"]["addresses"], serde_json::json!([]));
+
+    // Preferences swapped: mail would go to the partner first.
+    for record in &mut zone {
+        if let RData::MX(mx) = &mut record.data {
+            mx.preference = 30 - mx.preference;
+        }
+    }
+    zone.push(Record::from_rdata(
+        name("mx2.voisins.example.net."),
+        3600,
+        RData::A(A("198.51.100.25".parse().expect("IPv4"))),
+    ));
+    let server = StubDns::serve(zone);
+    let run = check(&manifest, server.address).run();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("different: `amis-quartier.org.` MX"),
         "{}",
         run.stdout
     );

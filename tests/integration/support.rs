@@ -57,6 +57,12 @@ impl Voisin {
         self
     }
 
+    /// Gives the run this standard input.
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.cmd.write_stdin(text.to_string());
+        self
+    }
+
     /// Sets an environment variable.
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(key, value);
