@@ -15,12 +15,13 @@ use super::support::root;
 
 /// A swarm of engines, node 0 the manager, the others workers; taken down
 /// (engines, namespaces, cgroups, data roots) when dropped, even when the
-/// test failed.
+/// test failed. A test process killed before that (Ctrl-C, a CI timeout) is
+/// noticed by the script's watcher, which takes the swarm down after it.
 pub struct Swarm {
     name: String,
     nodes: usize,
-    /// Holds `VOISIN_SWARM_DIR`: data roots, sockets and logs.
-    state: Option<tempfile::TempDir>,
+    /// Whether `down` already ran.
+    gone: bool,
 }
 
 impl Swarm {
@@ -40,18 +41,14 @@ impl Swarm {
         // The script allows 20 characters; the pid takes up to 7 of them.
         let prefix: String = name.chars().take(12).collect();
         let name = format!("{prefix}-{}", std::process::id());
-        let state = tempfile::Builder::new()
-            .prefix("vs")
-            .tempdir()
-            .expect("temp dir");
         let swarm = Self {
             name,
             nodes,
-            state: Some(state),
+            gone: false,
         };
         // On failure the script has taken down what it made; Drop runs
         // `down` again, which finds nothing and says nothing.
-        swarm.script(&["up", &swarm.name.clone(), &nodes.to_string()]);
+        script(&["up", &swarm.name.clone(), &nodes.to_string()]);
         swarm
     }
 
@@ -66,9 +63,13 @@ impl Swarm {
     }
 
     /// The folder of the swarm's state: `NODE/data` (data root),
-    /// `NODE/docker.sock`, `NODE/dockerd.log`.
+    /// `NODE/docker.sock`, `NODE/dockerd.log`. Where the script puts it
+    /// (`$VOISIN_SWARM_DIR/NAME`, by default under `/tmp/voisin-swarm`):
+    /// a known place, so that `swarm.sh down NAME` cleans up by hand too.
     pub fn dir(&self) -> PathBuf {
-        self.base().join(&self.name)
+        std::env::var_os("VOISIN_SWARM_DIR")
+            .map_or_else(|| PathBuf::from("/tmp/voisin-swarm"), PathBuf::from)
+            .join(&self.name)
     }
 
     /// Node `node`'s engine, for voisin's `engine.host` or `DOCKER_HOST`:
@@ -90,29 +91,29 @@ impl Swarm {
 
     /// The node's address on the swarm's network.
     pub fn addr(&self, node: usize) -> String {
-        self.script(&["addr", &self.name, &node.to_string()])
+        script(&["addr", &self.name, &node.to_string()])
     }
 
     /// SIGKILLs everything of the node at once (engine, containerd, shims,
     /// containers): the machine is lost.
     pub fn kill(&self, node: usize) {
-        self.script(&["kill", &self.name, &node.to_string()]);
+        script(&["kill", &self.name, &node.to_string()]);
     }
 
     /// Boots a killed node again and waits until its engine answers; it
     /// rejoins the swarm by itself.
     pub fn start(&self, node: usize) {
-        self.script(&["start", &self.name, &node.to_string()]);
+        script(&["start", &self.name, &node.to_string()]);
     }
 
     /// Sets the node's link down: its engine runs on, cut off from the others.
     pub fn cut(&self, node: usize) {
-        self.script(&["cut", &self.name, &node.to_string()]);
+        script(&["cut", &self.name, &node.to_string()]);
     }
 
     /// Sets the node's link up again.
     pub fn heal(&self, node: usize) {
-        self.script(&["heal", &self.name, &node.to_string()]);
+        script(&["heal", &self.name, &node.to_string()]);
     }
 
     /// Loads images from this machine's engine into every running node
@@ -120,7 +121,7 @@ impl Swarm {
     pub fn load(&self, images: &[&str]) {
         let mut args = vec!["load", &self.name];
         args.extend_from_slice(images);
-        self.script(&args);
+        script(&args);
     }
 
     /// `docker ARGS` against node `node`; its stdout, trimmed. Panics with
@@ -155,36 +156,35 @@ impl Swarm {
     /// Takes the swarm down now, and panics if the script fails (Drop only
     /// reports it).
     pub fn down(mut self) {
-        self.script(&["down", &self.name.clone()]);
-        self.state.take();
+        script(&["down", &self.name.clone()]);
+        self.gone = true;
     }
+}
 
-    fn base(&self) -> &Path {
-        self.state.as_ref().expect("the swarm is up").path()
-    }
-
-    fn script(&self, args: &[&str]) -> String {
-        let script = root().join("tests/support/swarm.sh");
-        let out = Command::new(&script)
-            .args(args)
-            .env("VOISIN_SWARM_DIR", self.base())
-            .output()
-            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "swarm.sh {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
+/// Runs `tests/support/swarm.sh ARGS`, on behalf of this process (its
+/// watcher outlives us by one second at most); its stdout, trimmed.
+fn script(args: &[&str]) -> String {
+    let script = root().join("tests/support/swarm.sh");
+    let out = Command::new(&script)
+        .args(args)
+        .env("VOISIN_SWARM_OWNER", std::process::id().to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "swarm.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Drop for Swarm {
     fn drop(&mut self) {
-        let Some(state) = &self.state else { return };
+        if self.gone {
+            return;
+        }
         let out = Command::new(root().join("tests/support/swarm.sh"))
             .args(["down", &self.name])
-            .env("VOISIN_SWARM_DIR", state.path())
             .output();
         match out {
             Ok(out) if out.status.success() => {}
@@ -282,16 +282,19 @@ fn leftovers(name: &str, dir: &Path) -> Vec<String> {
             .filter(|l| l.starts_with(&format!("vs-{name}-")))
             .map(|l| format!("network namespace {l}")),
     );
+    // Engines name the folder; the watcher names the swarm.
     let dir_text = dir.display().to_string();
-    let pgrep = Command::new("pgrep")
-        .args(["-af", &dir_text])
-        .output()
-        .expect("pgrep runs");
-    left.extend(
-        String::from_utf8_lossy(&pgrep.stdout)
-            .lines()
-            .map(|l| format!("process {l}")),
-    );
+    for pattern in [dir_text.as_str(), &format!("swarm.sh {name}")] {
+        let pgrep = Command::new("pgrep")
+            .args(["-af", pattern])
+            .output()
+            .expect("pgrep runs");
+        left.extend(
+            String::from_utf8_lossy(&pgrep.stdout)
+                .lines()
+                .map(|l| format!("process {l}")),
+        );
+    }
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("reads the mounts");
     left.extend(
         mounts

@@ -18,12 +18,17 @@
 #                        `docker load` into every running node
 #   env NAME NODE        prints DOCKER_HOST=unix:///…/docker.sock for the node
 #   addr NAME NODE       prints the node's address (what swarm advertises)
+#   ls                   prints the NAME of every swarm found on the machine
+#                        (namespaces, cgroups or state left by a crash)
 #
 # NAME ([a-z0-9-], at most 20 characters) must be unique on the machine:
 # network namespaces and cgroups are named after it. State (data roots,
 # sockets, logs) goes to $VOISIN_SWARM_DIR/NAME (default /tmp/voisin-swarm).
 # VOISIN_SWARM_HEARTBEAT (default 1s) is the dispatcher heartbeat given to
 # `swarm init`: a node is marked down after about three missed beats.
+# With VOISIN_SWARM_OWNER=PID, `up` also leaves a watcher that runs `down`
+# once that process is gone: a test killed before its clean-up leaves no
+# engines running.
 #
 # Layout, and why:
 # - A "switch" namespace vs-NAME-sw holds a bridge; node I is namespace
@@ -61,13 +66,29 @@ usage() {
   exit 2
 }
 
+base="${VOISIN_SWARM_DIR:-/tmp/voisin-swarm}"
+# Engines and the watcher run this script again, from wherever.
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+
+# Every swarm on the machine, whatever is left of it.
+list() {
+  {
+    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^vs-\(.*\)-sw$/\1/p'
+    find /sys/fs/cgroup/*/voisin-swarm -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null || true
+    [ ! -d "$base" ] || ls "$base"
+  } | grep -E '^[a-z0-9][a-z0-9-]{0,19}$' | sort -u
+}
+
+[ "${1:-}" != ls ] || {
+  list
+  exit 0
+}
 [ $# -ge 2 ] || usage
 cmd="$1"
 name="$2"
 shift 2
 [[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,19}$ ]] || die "NAME must be [a-z0-9-], at most 20 characters: \`$name\`"
 
-base="${VOISIN_SWARM_DIR:-/tmp/voisin-swarm}"
 dir="$base/$name"
 heartbeat="${VOISIN_SWARM_HEARTBEAT:-1s}"
 driver="${VOISIN_SWARM_STORAGE_DRIVER:-overlay2}"
@@ -169,7 +190,7 @@ JSON
   # script, and a caller waiting on our output must not wait for it.
   setsid nsenter --net="/run/netns/$ns" -- \
     unshare --mount --uts --propagation slave -- \
-    "$0" __engine "$name" "$node" </dev/null >>"$state/dockerd.log" 2>&1 &
+    "$self" __engine "$name" "$node" </dev/null >>"$state/dockerd.log" 2>&1 &
   # Each of setsid, nsenter, unshare and the script execs the next: this
   # pid becomes the engine's.
   local launched=$! deadline=$((SECONDS + 60))
@@ -246,9 +267,12 @@ kill_node() {
 
 nodes_of() {
   if [ -f "$dir/nodes" ]; then cat "$dir/nodes"; else
-    # After a crash before `up` wrote it: whatever namespaces remain.
-    ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^vs-$name-\([0-9]\+\)$/\1/p" |
-      sort -n | tail -n 1 | awk '{print $1 + 1}'
+    # Its state lost (a crash, another VOISIN_SWARM_DIR): as many nodes as
+    # namespaces or cgroups remain.
+    {
+      ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^vs-$name-\([0-9]\+\)$/\1/p"
+      find /sys/fs/cgroup/*/voisin-swarm/"$name" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null || true
+    } | grep -E '^[0-9]+$' | sort -n | tail -n 1 | awk '{print $1 + 1}'
   fi
 }
 
@@ -301,6 +325,13 @@ up() {
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   wait_for 60 "all $nodes nodes Ready" all_ready "$nodes"
+  if [ -n "${VOISIN_SWARM_OWNER:-}" ] && [ ! -f "$dir/watcher.pid" ]; then
+    local owner="$VOISIN_SWARM_OWNER"
+    # Detached and with no inherited descriptors, like the engines.
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" down "$3"' \
+      watcher "$owner" "$self" "$name" </dev/null >>"$dir/watcher.log" 2>&1 &
+    echo $! >"$dir/watcher.pid"
+  fi
   trap - EXIT
   say "swarm \`$name\` up: $nodes nodes in $((SECONDS - started))s, manager $(sock_of 0)"
 }
@@ -308,6 +339,10 @@ up() {
 down() {
   trap - EXIT
   local nodes node mnt
+  # The watcher, unless it is the one taking the swarm down.
+  local watcher
+  watcher="$(cat "$dir/watcher.pid" 2>/dev/null || true)"
+  if [ -n "$watcher" ] && [ "$watcher" != $$ ]; then kill "$watcher" 2>/dev/null || true; fi
   nodes="$(nodes_of)"
   for ((node = 0; node < ${nodes:-0}; node++)); do kill_node "$node"; done
   for ((node = 0; node < ${nodes:-0}; node++)); do
