@@ -76,7 +76,7 @@ list() {
     ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^vs-\(.*\)-sw$/\1/p'
     find /sys/fs/cgroup/*/voisin-swarm -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null || true
     [ ! -d "$base" ] || ls "$base"
-  } | grep -E '^[a-z0-9][a-z0-9-]{0,19}$' | sort -u
+  } | { grep -E '^[a-z0-9][a-z0-9-]{0,19}$' || true; } | sort -u
 }
 
 [ "${1:-}" != ls ] || {
@@ -272,7 +272,7 @@ nodes_of() {
     {
       ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^vs-$name-\([0-9]\+\)$/\1/p"
       find /sys/fs/cgroup/*/voisin-swarm/"$name" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null || true
-    } | grep -E '^[0-9]+$' | sort -n | tail -n 1 | awk '{print $1 + 1}'
+    } | { grep -E '^[0-9]+$' || true; } | sort -n | tail -n 1 | awk '{print $1 + 1}'
   fi
 }
 
