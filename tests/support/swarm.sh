@@ -107,7 +107,7 @@ dockr() {
 prerequisites() {
   [ "$(id -u)" -eq 0 ] || die "must run as root: it makes network namespaces and starts engines"
   local pair tool pkg
-  for pair in "ip iproute2" "nsenter util-linux" "unshare util-linux" "mountpoint util-linux" \
+  for pair in "ip iproute2" "nsenter util-linux" "unshare util-linux" \
     "dockerd docker.io" "containerd containerd" "runc runc" "docker docker.io"; do
     read -r tool pkg <<<"$pair"
     command -v "$tool" >/dev/null 2>&1 || die "\`$tool\` is missing: apt-get install $pkg"
