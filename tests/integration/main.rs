@@ -18,5 +18,6 @@ mod render;
 mod schedule;
 mod schema;
 mod support;
+mod swarm;
 mod upgrade;
 mod watch;
