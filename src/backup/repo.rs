@@ -301,7 +301,10 @@ pub fn open_with(
             .init(
                 &credentials,
                 &KeyOptions::default(),
-                &ConfigOptions::default(),
+                // restic's own size for data packs, half rustic's: a pack
+                // is held whole in memory while it fills, and several are
+                // in flight, so this keeps a backup's peak memory down.
+                &ConfigOptions::default().set_datapack_size(bytesize::ByteSize::mib(16)),
             )
             .map_err(|e| rustic_error(location, &e));
     }
