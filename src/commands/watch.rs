@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use crate::cli::{Format, GlobalArgs};
 use crate::engine::{Engine, Target};
 use crate::progress::Reporter;
@@ -194,8 +196,10 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&dir)?;
     // Two passes at once (the timer and an admin) would both tell the same
     // news: the second waits for the first.
-    let lock = std::fs::File::create(dir.join("watch.lock"))?;
-    lock.lock()?;
+    let lock_path = dir.join("watch.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .with_context(|| format!("cannot lock `{}`", lock_path.display()))?;
     let mut state = WatchState::read(&dir);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -236,16 +240,49 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                 .collect(),
         });
     }
-    state.restarts = seen.restarts;
+    // A pass that could not see the containers keeps the last counts, so
+    // a crash during an engine hiccup is still noticed afterwards.
+    if !seen.restarts.is_empty() {
+        state.restarts = seen.restarts;
+    }
     state.write(&dir)?;
     drop(lock);
 
+    report(
+        global,
+        &bundle.manifest.association.name,
+        &seen.findings,
+        &changes,
+        &sent,
+        at,
+    )?;
+    let critical = seen
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Critical);
+    Ok(if critical || (attempted && !delivered) {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Prints a pass: its findings, and the alert with each channel's outcome.
+fn report(
+    global: &GlobalArgs,
+    association: &str,
+    findings: &[Finding],
+    changes: &Changes,
+    sent: &[(&'static str, Result<(), String>)],
+    at: i64,
+) -> anyhow::Result<()> {
+    let attempted = !sent.is_empty();
     let mut out = std::io::stdout().lock();
     match global.format {
         Format::Json => {
             let json = serde_json::json!({
                 "version": 1,
-                "findings": seen.findings,
+                "findings": findings,
                 "alert": (!changes.is_empty()).then(|| serde_json::json!({
                     "started": changes.started.len(),
                     "reminded": changes.reminded.len(),
@@ -260,9 +297,9 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         Format::Text => {
-            print_findings(&mut out, &seen.findings)?;
+            print_findings(&mut out, findings)?;
             if !changes.is_empty() {
-                let alert = alert::Alert::of(&bundle.manifest.association.name, &changes, at);
+                let alert = alert::Alert::of(association, changes, at);
                 writeln!(out, "alert: {}", alert.subject)?;
                 if !attempted {
                     writeln!(
@@ -270,7 +307,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
                         "  (no alert channel: add `operations.alerts` to be told by mail or webhook)"
                     )?;
                 }
-                for (name, result) in &sent {
+                for (name, result) in sent {
                     match result {
                         Ok(()) => writeln!(out, "  sent by {name}")?,
                         Err(e) => writeln!(out, "  NOT sent by {name}: {e}")?,
@@ -279,15 +316,7 @@ pub fn watch(global: &GlobalArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    let critical = seen
-        .findings
-        .iter()
-        .any(|f| f.severity == Severity::Critical);
-    Ok(if critical || (attempted && !delivered) {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
+    Ok(())
 }
 
 /// Sends the alert for `changes` through every channel of the manifest, at
