@@ -99,6 +99,36 @@ pub struct Bundle {
 /// manifest is reported as `check` reports it, and gives the outcome to
 /// return; nothing is rendered from it.
 pub fn load_bundle(global: &GlobalArgs) -> anyhow::Result<Result<Bundle, Outcome>> {
+    let (path, manifest, catalog) = match load_manifest(global)? {
+        Ok(m) => m,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    let secrets = crate::secrets::Store::open(&crate::secrets::state_dir(&path), global.identity.as_deref())
+        .map_err(|e| {
+            let hint = match &e {
+                crate::secrets::SecretsError::NeedIdentity { .. } => {
+                    Some("give the age identity that can decrypt it: `--identity FILE` or `VOISIN_AGE_IDENTITY`".to_string())
+                }
+                _ => None,
+            };
+            anyhow::Error::new(crate::UsageError::new(e.to_string(), hint))
+        })?;
+    Ok(Ok(Bundle {
+        path,
+        manifest,
+        catalog,
+        secrets,
+    }))
+}
+
+/// Loads the catalog and reads and checks the manifest with it; an
+/// invalid manifest is reported as `check` reports it, and gives the
+/// outcome to return. Commands that need no secrets (`schedule`,
+/// `doctor`) stop here.
+pub(super) fn load_manifest(
+    global: &GlobalArgs,
+) -> anyhow::Result<Result<(PathBuf, crate::manifest::Manifest, crate::catalog::Catalog), Outcome>>
+{
     let loaded = match load_catalog(global)? {
         Ok(loaded) => loaded,
         Err(outcome) => return Ok(Err(outcome)),
@@ -125,22 +155,7 @@ pub fn load_bundle(global: &GlobalArgs) -> anyhow::Result<Result<Bundle, Outcome
         )?;
         return Ok(Err(Outcome::Failed));
     };
-    let secrets = crate::secrets::Store::open(&crate::secrets::state_dir(&path), global.identity.as_deref())
-        .map_err(|e| {
-            let hint = match &e {
-                crate::secrets::SecretsError::NeedIdentity { .. } => {
-                    Some("give the age identity that can decrypt it: `--identity FILE` or `VOISIN_AGE_IDENTITY`".to_string())
-                }
-                _ => None,
-            };
-            anyhow::Error::new(crate::UsageError::new(e.to_string(), hint))
-        })?;
-    Ok(Ok(Bundle {
-        path,
-        manifest,
-        catalog: loaded.catalog,
-        secrets,
-    }))
+    Ok(Ok((path, manifest, loaded.catalog)))
 }
 
 /// The manifest the command line names.

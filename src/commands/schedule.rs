@@ -43,31 +43,9 @@ pub fn run(global: &GlobalArgs, cmd: &ScheduleCommand) -> anyhow::Result<Outcome
 pub(super) fn load_manifest(
     global: &GlobalArgs,
 ) -> anyhow::Result<Result<(PathBuf, Manifest), Outcome>> {
-    let loaded = match super::load_catalog(global)? {
-        Ok(loaded) => loaded,
+    let (path, manifest, _) = match super::load_manifest(global)? {
+        Ok(m) => m,
         Err(outcome) => return Ok(Err(outcome)),
-    };
-    let path = super::manifest_path(global);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        UsageError::new(
-            format!("cannot read the manifest `{}`: {e}", path.display()),
-            Some("give the manifest with `-f FILE`, or run voisin where `voisin.yaml` is".into()),
-        )
-    })?;
-    let checked = crate::manifest::check(&path.display().to_string(), &text, &loaded.catalog);
-    let valid = checked.is_valid();
-    let Some(manifest) = checked.manifest.filter(|_| valid) else {
-        let mut err = std::io::stderr().lock();
-        let lang = crate::lang::choose_here(global.lang, checked.locale.as_deref());
-        for d in checked.diagnostics.iter().filter(|d| d.is_error()) {
-            writeln!(err, "{}", crate::lang::translate(d, lang).render_in(lang))?;
-        }
-        writeln!(
-            err,
-            "{}: invalid; nothing was scheduled (run `voisin check` for details)",
-            path.display()
-        )?;
-        return Ok(Err(Outcome::Failed));
     };
     let absolute = std::path::absolute(&path)
         .with_context(|| format!("cannot make `{}` an absolute path", path.display()))?;

@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use super::bundle::docker;
 use super::deploy::{cookie, curl};
 use super::images::{Sftpd, busybox_image, postgres_image};
-use super::support::{Run, Voisin, root};
+use super::support::{Run, Voisin, bundle_args, root};
 
 const PASSWORD: &str = "a long and private repository password";
 
@@ -93,16 +93,7 @@ impl Site {
     }
 
     fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        all.extend([
-            "--progress".into(),
-            "never".into(),
-            "-f".into(),
-            self.dir.path().join("voisin.yaml").display().to_string(),
-            "--catalog".into(),
-            self.dir.path().join("catalog").display().to_string(),
-        ]);
-        all
+        bundle_args(self.dir.path(), args)
     }
 
     fn voisin(&self, args: &[&str]) -> Run {

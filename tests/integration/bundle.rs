@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::deploy::labelled;
 use super::images::busybox_image;
-use super::support::{Run, Voisin, root};
+use super::support::{Run, Voisin, bundle_args, root};
 
 /// One association on the engine, with its manifest and catalog in a
 /// temporary folder; taken down (volumes too) when dropped.
@@ -127,16 +127,7 @@ impl Bundle {
     }
 
     fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        all.extend([
-            "--progress".into(),
-            "never".into(),
-            "-f".into(),
-            self.manifest().display().to_string(),
-            "--catalog".into(),
-            self.dir.path().join("catalog").display().to_string(),
-        ]);
-        all
+        bundle_args(self.dir.path(), args)
     }
 
     fn voisin(&self, args: &[&str]) -> Run {

@@ -103,3 +103,18 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
+
+/// `args`, then what every test bundle's command carries: plain progress,
+/// and the manifest `voisin.yaml` and catalog `catalog/` of `dir`.
+pub fn bundle_args(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+    all.extend([
+        "--progress".into(),
+        "never".into(),
+        "-f".into(),
+        dir.join("voisin.yaml").display().to_string(),
+        "--catalog".into(),
+        dir.join("catalog").display().to_string(),
+    ]);
+    all
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::backup::{Dice, tree_digest};
 use super::bundle::docker;
 use super::images::busybox_image;
-use super::support::{Run, Voisin, root};
+use super::support::{Run, Voisin, bundle_args, root};
 
 /// An association running `busy-notes` alone; taken down when dropped.
 struct Site {
@@ -69,16 +69,7 @@ impl Site {
     }
 
     fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        all.extend([
-            "--progress".into(),
-            "never".into(),
-            "-f".into(),
-            self.dir.path().join("voisin.yaml").display().to_string(),
-            "--catalog".into(),
-            self.dir.path().join("catalog").display().to_string(),
-        ]);
-        all
+        bundle_args(self.dir.path(), args)
     }
 
     fn voisin(&self, args: &[&str]) -> Run {

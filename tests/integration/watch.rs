@@ -12,7 +12,7 @@ use base64::Engine as _;
 
 use super::bundle::docker;
 use super::images::busybox_image;
-use super::support::{Run, Voisin, root};
+use super::support::{Run, Voisin, bundle_args, root};
 
 /// What the stand-in relay and webhook received, in order.
 type Inbox = Arc<Mutex<Vec<String>>>;
@@ -166,30 +166,13 @@ impl Watched {
     }
 
     fn voisin(&self, args: &[&str]) -> Run {
-        let mut all: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        all.extend([
-            "--progress".into(),
-            "never".into(),
-            "-f".into(),
-            self.dir.path().join("voisin.yaml").display().to_string(),
-            "--catalog".into(),
-            self.dir.path().join("catalog").display().to_string(),
-        ]);
-        Voisin::new(all).run()
+        Voisin::new(bundle_args(self.dir.path(), args)).run()
     }
 
     fn set_secret(&self, name: &str, value: &str) {
-        let set = Voisin::new([
-            "secrets",
-            "set",
-            name,
-            "-f",
-            &self.dir.path().join("voisin.yaml").display().to_string(),
-            "--catalog",
-            &self.dir.path().join("catalog").display().to_string(),
-        ])
-        .stdin(value)
-        .run();
+        let set = Voisin::new(bundle_args(self.dir.path(), &["secrets", "set", name]))
+            .stdin(value)
+            .run();
         assert_eq!(set.code, 0, "{}", set.stderr);
     }
 
