@@ -79,10 +79,17 @@ fn hundred_megabytes(dir: &std::path::Path) -> std::path::PathBuf {
     Board::open(Config::new(db.clone()), Arc::new(SystemClock)).unwrap();
     let mut conn = Connection::open(&db).unwrap();
     let tx = conn.transaction().unwrap();
-    for i in 0..100 {
+    // 1 MB each, in the board's rows of 64 KiB.
+    for i in 1..=100 {
         tx.execute(
-            "INSERT INTO photos (offer_id, content_type, data) VALUES (?1, 'image/png', randomblob(1000000))",
-            [i + 1],
+            "INSERT INTO photos (offer_id, content_type, size) VALUES (?1, 'image/png', 1048576)",
+            [i],
+        )
+        .unwrap();
+        tx.execute(
+            "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < 15)
+             INSERT INTO photo_chunks (offer_id, seq, data) SELECT ?1, n, randomblob(65536) FROM seq",
+            [i],
         )
         .unwrap();
     }

@@ -121,7 +121,9 @@ fn restore_from(database: &Path, source_path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the board database `{}`", database.display()))?;
     target.busy_timeout(Duration::from_secs(10))?;
     copy_all(&source, &mut target).context("the restore did not complete")?;
-    Ok(())
+    // A snapshot taken by an older voisin has an older schema: the board
+    // reading it now expects this one's.
+    super::db::migrate(&mut target).context("the restored database could not be brought up to date")
 }
 
 /// Copies every page of `source` into `target` in one step, waiting while
@@ -156,4 +158,30 @@ fn scratch_beside(path: &Path, what: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{what}-{}", std::process::id()));
     path.with_file_name(name)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::db::tests::{assert_photos_in_chunks, second_schema_board};
+    use super::super::db::{Db, PHOTO_CHUNK};
+
+    #[test]
+    fn a_snapshot_of_an_older_schema_is_restored_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("old.sqlite");
+        let sizes = [3 * PHOTO_CHUNK + 1];
+        second_schema_board(&snapshot, &sizes);
+        let board = dir.path().join("board.sqlite");
+        let db = Db::open(&board, 1).unwrap();
+        super::restore(&board, &snapshot).unwrap();
+        db.blocking(|c| {
+            super::super::db::ensure_board_database(c)?;
+            let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            assert_eq!(version, 3);
+            assert_photos_in_chunks(c, &sizes);
+            Ok(())
+        })
+        .unwrap();
+    }
 }

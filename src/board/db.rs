@@ -125,7 +125,34 @@ ALTER TABLE sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN agent TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_member ON sessions(member_id);
 ",
+    // Photos in rows of 64 KiB (`PHOTO_CHUNK`), read one row at a time.
+    // Read in pieces from one blob, a photo cost quadratic time: each
+    // piece opened the blob again, and SQLite found its place by walking
+    // the blob's chain of overflow pages from the start. Existing photos
+    // are cut here, inside the migration's transaction.
+    r"
+CREATE TABLE photo_chunks (
+    offer_id INTEGER NOT NULL REFERENCES photos(offer_id),
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (offer_id, seq)
+);
+WITH RECURSIVE chunk(offer_id, seq, size) AS (
+    SELECT offer_id, 0, length(data) FROM photos
+    UNION ALL
+    SELECT offer_id, seq + 1, size FROM chunk WHERE (seq + 1) * 65536 < size
+)
+INSERT INTO photo_chunks (offer_id, seq, data)
+    SELECT chunk.offer_id, chunk.seq, substr(photos.data, chunk.seq * 65536 + 1, 65536)
+    FROM chunk JOIN photos ON photos.offer_id = chunk.offer_id;
+ALTER TABLE photos ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE photos SET size = length(data);
+ALTER TABLE photos DROP COLUMN data;
+",
 ];
+
+/// The size of the rows photos are stored in (see the third migration).
+pub const PHOTO_CHUNK: usize = 64 * 1024;
 
 /// A pool of connections to the board's database.
 #[derive(Clone)]
@@ -313,23 +340,36 @@ pub fn ensure_board_database(conn: &Connection) -> anyhow::Result<()> {
         (1..=known).contains(&version),
         "its schema version is {version}, and this voisin knows 1 to {known}"
     );
+    // Before the third migration photos were one blob each (a restore
+    // brings such a snapshot up to date).
+    let photos: &[&str] = if version < 3 {
+        &["SELECT offer_id, content_type, data FROM photos"]
+    } else {
+        &[
+            "SELECT offer_id, content_type, size FROM photos",
+            "SELECT offer_id, seq, data FROM photo_chunks",
+        ]
+    };
     for probe in [
         "SELECT id, name, email, admin, password_hash, in_file, disabled FROM members",
         "SELECT token_hash, member_id, expires_at FROM sessions",
         "SELECT id, owner_id, kind, category, title, hidden, has_photo FROM offers",
-        "SELECT offer_id, content_type, data FROM photos",
         "SELECT id, offer_id, requester_id, state, due_date FROM requests",
         "SELECT id, recipient, subject, body, sent_at FROM mail_queue",
         "SELECT rowid FROM offers_fts",
-    ] {
+    ]
+    .iter()
+    .chain(photos)
+    {
         conn.prepare(&format!("{probe} LIMIT 0"))
             .with_context(|| format!("it lacks what `{probe}` reads"))?;
     }
     Ok(())
 }
 
-/// Runs the migrations this database has not seen yet.
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+/// Runs the migrations this database has not seen yet, each in its own
+/// transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(done)?) {
         let tx = conn.transaction()?;
@@ -339,4 +379,78 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The bytes of a test photo of `n` bytes.
+    pub(crate) fn photo(n: usize) -> Vec<u8> {
+        (0..n).map(|i| u8::try_from(i % 253).unwrap()).collect()
+    }
+
+    /// Creates at `path` a board as the second schema left it, with one
+    /// offer and photo (of [`photo`]'s bytes) per size, ids from 1.
+    pub(crate) fn second_schema_board(path: &Path, sizes: &[usize]) {
+        let old = Connection::open(path).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.execute_batch(MIGRATIONS[1]).unwrap();
+        old.pragma_update(None, "user_version", 2).unwrap();
+        old.execute(
+            "INSERT INTO members (id, name, email, created_at) VALUES ('m', 'M', 'm@x', 0)",
+            [],
+        )
+        .unwrap();
+        for (id, &size) in (1..).zip(sizes) {
+            old.execute(
+                "INSERT INTO offers (id, owner_id, kind, category, title, has_photo, created_at)
+                 VALUES (?1, 'm', 'item', 'tools', 'T', 1, 0)",
+                [id],
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO photos (offer_id, content_type, data) VALUES (?1, 'image/png', ?2)",
+                rusqlite::params![id, photo(size)],
+            )
+            .unwrap();
+        }
+    }
+
+    /// Fails unless the board at `c` holds [`second_schema_board`]'s
+    /// photos of `sizes`, whole and in chunks.
+    pub(crate) fn assert_photos_in_chunks(c: &Connection, sizes: &[usize]) {
+        for (id, &size) in (1..).zip(sizes) {
+            let (kind, stored) = crate::board::photos::find(c, id).unwrap().unwrap();
+            assert_eq!((kind.as_str(), stored), ("image/png", size as u64));
+            let chunks: Vec<usize> = c
+                .prepare("SELECT length(data) FROM photo_chunks WHERE offer_id = ?1 ORDER BY seq")
+                .unwrap()
+                .query_map([id], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(chunks.iter().all(|&n| n <= PHOTO_CHUNK), "{chunks:?}");
+            assert_eq!(chunks.len(), size.div_ceil(PHOTO_CHUNK));
+            let whole = crate::board::photos::read_whole(c, id, size).unwrap();
+            assert!(whole == photo(size), "photo {id} is whole and in order");
+        }
+    }
+
+    #[test]
+    fn photos_of_an_older_board_are_cut_into_chunks_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.sqlite");
+        // Smaller than a chunk, exactly two, two and a bit.
+        let sizes = [10, 2 * PHOTO_CHUNK, 2 * PHOTO_CHUNK + 5];
+        second_schema_board(&path, &sizes);
+        let db = Db::open(&path, 1).unwrap();
+        db.blocking(|c| {
+            ensure_board_database(c)?;
+            assert_photos_in_chunks(c, &sizes);
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -17,6 +17,7 @@ mod i18n;
 pub mod mail;
 pub mod members;
 mod pages;
+mod photos;
 pub mod reminders;
 mod routes;
 pub mod seed;
@@ -223,7 +224,7 @@ impl Shared {
     }
 
     /// Queues a mail, in the caller's transaction. The mail task is woken
-    /// once the request is answered (see `routes::changes`): waking it
+    /// once the request is answered (see `routes::changed`): waking it
     /// here, before the commit, would let it look too early and find
     /// nothing.
     fn queue_mail(

@@ -43,15 +43,24 @@ pub(crate) fn router(state: AppState) -> Router {
         .saturating_add(64 * 1024);
     table()
         .router
-        .layer(middleware::from_fn_with_state(state.clone(), csrf_guard))
-        .layer(middleware::from_fn_with_state(state.clone(), changes))
-        .layer(middleware::from_fn_with_state(state.clone(), failure_pages))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security_headers,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), every_request))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// What every request passes through, outermost first: the security
+/// headers, the failure pages, the forgetting of what a change made stale,
+/// and the CSRF guard. One layer rather than four: each layer costs every
+/// request a boxed future and a clone of the rest of the router (see
+/// `docs/benchmarks.md`, "Lending board").
+async fn every_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let post = req.method() == Method::POST;
+    let response = csrf_guard(&state, req, next).await;
+    if post {
+        changed(&state);
+    }
+    let response = failure_page(&state, response);
+    with_security_headers(&state, response)
 }
 
 /// The paths that take a POST, as the router registers them (tests prove
@@ -136,7 +145,7 @@ impl Routes {
     }
 }
 
-/// Why a request was refused. Handlers return it; [`failure_pages`] turns
+/// Why a request was refused. Handlers return it; [`failure_page`] turns
 /// it into a page in the board's language.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -160,7 +169,7 @@ pub(crate) enum Failure {
     Internal(anyhow::Error),
 }
 
-/// Marks a failure response so [`failure_pages`] can render it.
+/// Marks a failure response so [`failure_page`] can render it.
 #[derive(Debug, Clone, Copy)]
 struct FailureKey(&'static str);
 
@@ -210,12 +219,11 @@ impl From<rusqlite::Error> for Failure {
 /// What handlers return.
 pub(crate) type Outcome = Result<Response, Failure>;
 
-/// Renders failure responses as pages in the board's language: the
+/// Renders a failure response as a page in the board's language: the
 /// handlers' own, and the bare ones axum gives for a path that matches no
 /// route, a body over the limit or a form it cannot read. Headers the
 /// failure set (like `Retry-After`) are kept.
-async fn failure_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+fn failure_page(state: &AppState, response: Response) -> Response {
     let is_html = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -257,8 +265,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; \
 /// alike, from the board itself: a local trial has no proxy to add them.
 /// A handler's own choice (the sign-in link page's stricter referrer
 /// policy) is kept.
-async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
+fn with_security_headers(state: &AppState, mut response: Response) -> Response {
     let headers = response.headers_mut();
     let mut set = |name: header::HeaderName, value: &'static str| {
         if !headers.contains_key(&name) {
@@ -284,15 +291,10 @@ async fn security_headers(State(state): State<AppState>, req: Request, next: Nex
 /// Every change to the board comes through a POST: once one is answered
 /// (its transaction committed), cached offer lists and sessions are stale,
 /// and mail it queued can go.
-async fn changes(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let post = req.method() == Method::POST;
-    let response = next.run(req).await;
-    if post {
-        state.lists.invalidate();
-        state.sessions.clear();
-        state.mail_waiting.notify_one();
-    }
-    response
+fn changed(state: &AppState) {
+    state.lists.invalidate();
+    state.sessions.clear();
+    state.mail_waiting.notify_one();
 }
 
 /// The token a form must carry, from the CSRF cookie (or a new one).
@@ -319,7 +321,7 @@ const MULTIPART_HEAD: usize = 4 * 1024;
 /// be the token (browsers send fields in the form's order, and the hidden
 /// field comes first), and only the first few kilobytes are read to find
 /// it, then handed on with the rest of the stream.
-async fn csrf_guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn csrf_guard(state: &AppState, mut req: Request, next: Next) -> Response {
     let existing = cookie(req.headers(), &state.cookies.csrf).map(str::to_string);
     let fresh = existing.is_none();
     let token = existing.unwrap_or_else(auth::random_token);
