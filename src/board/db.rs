@@ -427,10 +427,10 @@ pub(crate) mod tests {
             let chunks: Vec<usize> = c
                 .prepare("SELECT length(data) FROM photo_chunks WHERE offer_id = ?1 ORDER BY seq")
                 .unwrap()
-                .query_map([id], |r| r.get(0))
+                .query_map([id], |r| r.get::<_, i64>(0))
                 .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+                .map(|n| usize::try_from(n.unwrap()).unwrap())
+                .collect();
             assert!(chunks.iter().all(|&n| n <= PHOTO_CHUNK), "{chunks:?}");
             assert_eq!(chunks.len(), size.div_ceil(PHOTO_CHUNK));
             let whole = crate::board::photos::read_whole(c, id, size).unwrap();

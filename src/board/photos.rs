@@ -9,35 +9,40 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 pub use super::db::PHOTO_CHUNK;
 
 /// Stores `data`, of type `kind`, as offer `offer_id`'s photo.
-pub fn store(tx: &Transaction<'_>, offer_id: i64, kind: &str, data: &[u8]) -> rusqlite::Result<()> {
+pub fn store(tx: &Transaction<'_>, offer_id: i64, kind: &str, data: &[u8]) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO photos (offer_id, content_type, size) VALUES (?1, ?2, ?3)",
-        params![offer_id, kind, data.len()],
+        params![offer_id, kind, i64::try_from(data.len())?],
     )?;
     let mut insert =
         tx.prepare_cached("INSERT INTO photo_chunks (offer_id, seq, data) VALUES (?1, ?2, ?3)")?;
-    for (seq, chunk) in data.chunks(PHOTO_CHUNK).enumerate() {
+    for (seq, chunk) in (0_i64..).zip(data.chunks(PHOTO_CHUNK)) {
         insert.execute(params![offer_id, seq, chunk])?;
     }
     Ok(())
 }
 
 /// The type and size of offer `offer_id`'s photo, if it has one.
-pub fn find(c: &Connection, offer_id: i64) -> rusqlite::Result<Option<(String, u64)>> {
-    c.prepare_cached("SELECT content_type, size FROM photos WHERE offer_id = ?1")?
-        .query_row([offer_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
+pub fn find(c: &Connection, offer_id: i64) -> anyhow::Result<Option<(String, u64)>> {
+    let found = c
+        .prepare_cached("SELECT content_type, size FROM photos WHERE offer_id = ?1")?
+        .query_row([offer_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))
+        .optional()?;
+    Ok(match found {
+        Some((kind, size)) => Some((kind, u64::try_from(size)?)),
+        None => None,
+    })
 }
 
 /// Chunk `seq` (from 0) of offer `offer_id`'s photo; `None` past the last.
-pub fn chunk(c: &Connection, offer_id: i64, seq: u64) -> rusqlite::Result<Option<Vec<u8>>> {
+pub fn chunk(c: &Connection, offer_id: i64, seq: i64) -> rusqlite::Result<Option<Vec<u8>>> {
     c.prepare_cached("SELECT data FROM photo_chunks WHERE offer_id = ?1 AND seq = ?2")?
         .query_row(params![offer_id, seq], |r| r.get(0))
         .optional()
 }
 
 /// Offer `offer_id`'s whole photo, `size` bytes long (as [`find`] said).
-pub fn read_whole(c: &Connection, offer_id: i64, size: usize) -> rusqlite::Result<Vec<u8>> {
+pub fn read_whole(c: &Connection, offer_id: i64, size: usize) -> anyhow::Result<Vec<u8>> {
     let mut whole = Vec::with_capacity(size);
     let mut read =
         c.prepare_cached("SELECT data FROM photo_chunks WHERE offer_id = ?1 ORDER BY seq")?;
@@ -72,7 +77,9 @@ mod tests {
     }
 
     fn bytes(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+        (0..n)
+            .map(|i| u8::try_from((i * 7 + i / 251) % 256).unwrap())
+            .collect()
     }
 
     #[test]

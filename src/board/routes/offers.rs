@@ -8,7 +8,7 @@ use axum::Form;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse as _;
-use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
+use rusqlite::{Connection, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::loaded::{Offer, OfferData, RequestRow, STATUS_SQL, offer_data, visible};
@@ -523,13 +523,12 @@ pub(crate) async fn photo(
     }
     let (kind, len) = state
         .db
-        .read(move |c| Ok(photos::find(c, id)?))?
+        .read(move |c| photos::find(c, id))?
         .ok_or(Failure::NotFound)?;
     let kind = HeaderValue::from_str(&kind).map_err(|e| Failure::Internal(e.into()))?;
     let small = usize::try_from(len).ok().filter(|&n| n <= PHOTO_KEPT_SIZE);
     if let Some(size) = small {
-        let bytes =
-            axum::body::Bytes::from(state.db.read(|c| Ok(photos::read_whole(c, id, size)?))?);
+        let bytes = axum::body::Bytes::from(state.db.read(|c| photos::read_whole(c, id, size))?);
         state
             .photos
             .put(id, generation, (kind.clone(), bytes.clone()));
@@ -538,7 +537,7 @@ pub(crate) async fn photo(
     let db = state.db.clone();
     // Photos never change once published (`photos.offer_id` is the row
     // id), so chunks read apart still make one photo.
-    let chunks = futures_util::stream::unfold(Some(0), move |next| {
+    let chunks = futures_util::stream::unfold(Some(0_i64), move |next| {
         let db = db.clone();
         async move {
             let seq = next?;
