@@ -1,7 +1,7 @@
 //! Offers' photos in the database: a row in `photos` for the type and
 //! size, the bytes in rows of `photo_chunks`, [`PHOTO_CHUNK`] each, so a
 //! photo is served one indexed lookup per chunk whatever its size (read
-//! in pieces from one blob, SQLite walked the blob's overflow pages from
+//! in pieces from one blob, `SQLite` walked the blob's overflow pages from
 //! its start for every piece: quadratic in the photo's size).
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
@@ -87,7 +87,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = board(dir.path());
         let photo = bytes(3 * PHOTO_CHUNK + 17);
-        db.write_blocking(|tx| Ok(store(tx, 1, "image/png", &photo)?))
+        db.write_blocking(|tx| store(tx, 1, "image/png", &photo))
             .unwrap();
         db.blocking(|c| {
             assert_eq!(find(c, 1)?, Some(("image/png".into(), 3 * 65_536 + 17)));
