@@ -535,8 +535,8 @@ pub(crate) async fn photo(
         return Ok((headers(kind, len), bytes).into_response());
     }
     let db = state.db.clone();
-    // Photos never change once published (`photos.offer_id` is the row
-    // id), so chunks read apart still make one photo.
+    // Photos are never rewritten once published, so chunks read apart
+    // still make one photo.
     let chunks = futures_util::stream::unfold(Some(0_i64), move |next| {
         let db = db.clone();
         async move {
