@@ -20,17 +20,6 @@ fn main() {
         |entries| serde_json::to_string(&entries).expect("JSON values serialise"),
     );
     std::fs::write(&out, embedded).expect("OUT_DIR is writable");
-
-    // `voisin` alone is linked without OpenDAL's constructor
-    // (`link/voisin.ld` says why); `voisin-full` keeps it.
-    println!("cargo::rerun-if-changed=link/voisin.ld");
-    if std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux") {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("link/voisin.ld");
-        println!(
-            "cargo::rustc-link-arg-bin=voisin=-Wl,-T,{}",
-            script.display()
-        );
-    }
 }
 
 /// Every entry as a JSON value, by file stem; `None` when one cannot be read.
