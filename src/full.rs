@@ -5,10 +5,16 @@
 //! alert senders and the board made `voisin` a 63 MB position-independent
 //! executable whose start (the loader relocating it, the pages it touches)
 //! was most of a `check` (issue 11, `docs/benchmarks.md`). `voisin` now
-//! links none of them: for any other command it replaces itself with
+//! calls none of them: for any other command it replaces itself with
 //! `voisin-full`, found beside it, with the same arguments. Being the same
 //! process, standard input and output, signals (Ctrl-C) and the exit status
 //! stay the user's as they were.
+//!
+//! One thing still links OpenDAL (rustic_backend's storage services) and
+//! what it reaches into `voisin`: its process constructor, which registers
+//! every service and which the linker keeps in every executable of this
+//! package. Taking it out needs the backup storage in a crate that
+//! `voisin` does not depend on (`docs/benchmarks.md`).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;

@@ -32,8 +32,9 @@ use crate::cli::{Cli, Command, GlobalArgs};
 /// Runs the subcommand the command line names, when it is one the `voisin`
 /// executable holds: those that read and write files only. `None` for the
 /// others (the engine, the backups, the board, the alerts), which
-/// `voisin-full` runs: only what this match names is linked into `voisin`,
-/// so that `check` starts without loading them (issue 11).
+/// `voisin-full` runs. The linker keeps in `voisin` only what this match
+/// reaches (and the dependencies' constructors, `full` says which), so
+/// that `check` starts without loading the rest (issue 11).
 pub fn dispatch_here(cli: &Cli) -> Option<anyhow::Result<Outcome>> {
     let global = &cli.global;
     Some(match &cli.command {
