@@ -10,7 +10,7 @@
 //! process, standard input and output, signals (Ctrl-C) and the exit status
 //! stay the user's as they were.
 //!
-//! One thing still links OpenDAL (rustic_backend's storage services) and
+//! One thing still links `OpenDAL` (`rustic_backend`'s storage services) and
 //! what it reaches into `voisin`: its process constructor, which registers
 //! every service and which the linker keeps in every executable of this
 //! package. Taking it out needs the backup storage in a crate that
