@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod dns;
 pub mod document;
 pub mod engine;
+pub mod full;
 pub mod lang;
 pub mod manifest;
 pub mod names;
@@ -82,22 +83,52 @@ impl UsageError {
     }
 }
 
-/// Runs voisin with the process's arguments and returns its exit status.
+/// Runs the `voisin` executable with the process's arguments and returns
+/// its exit status. It parses every command line (so help and errors are
+/// the whole tree's) and runs the commands that only read and write files;
+/// any other one replaces this process with `voisin-full` ([`full`]).
 pub fn run() -> ExitCode {
-    let cli = match parse_command_line(std::env::args_os().collect()) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse_command_line(args.clone()) {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help and version to stdout with status 0, and
-            // usage errors to stderr with status 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(e) => return clap_exit(&e),
+    };
+    let outcome = match commands::dispatch_here(&cli) {
+        Some(Ok(outcome)) => outcome,
+        Some(Err(err)) => report(&err),
+        None => report(&full::exec(&args)),
+    };
+    ExitCode::from(outcome.code())
+}
+
+/// Runs the `voisin-full` executable: every command, for `voisin` (which
+/// hands it the command lines it does not run itself), for the images
+/// built from it (the board's, the backup agent's), and for `cargo run`.
+pub fn run_full() -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    // clap names the program after the first argument: `voisin` passes its
+    // own; started by its own name (`cargo run`), it still says `voisin`.
+    if let Some(first) = args.first_mut()
+        && std::path::Path::new(first).file_name() == Some(std::ffi::OsStr::new(full::NAME))
+    {
+        *first = OsString::from("voisin");
+    }
+    let cli = match parse_command_line(args) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
     };
     let outcome = match commands::dispatch(&cli) {
         Ok(outcome) => outcome,
         Err(err) => report(&err),
     };
     ExitCode::from(outcome.code())
+}
+
+/// Prints what clap stopped at and gives its status: help and version go
+/// to standard output with status 0, usage errors to standard error with 2.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() { 2 } else { 0 })
 }
 
 /// Parses the command line.

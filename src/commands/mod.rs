@@ -29,7 +29,44 @@ use crate::catalog::Source;
 use crate::catalog::load::{LoadError, Loaded};
 use crate::cli::{Cli, Command, GlobalArgs};
 
-/// Runs the subcommand the command line names.
+/// Runs the subcommand the command line names, when it is one the `voisin`
+/// executable holds: those that read and write files only. `None` for the
+/// others (the engine, the backups, the board, the alerts), which
+/// `voisin-full` runs. The linker keeps in `voisin` only what this match
+/// reaches (and the dependencies' constructors, `full` says which), so
+/// that `check` starts without loading the rest (issue 11).
+pub fn dispatch_here(cli: &Cli) -> Option<anyhow::Result<Outcome>> {
+    let global = &cli.global;
+    Some(match &cli.command {
+        Command::Init(args) => init::run(global, args),
+        Command::Check(args) => check::run(global, args),
+        Command::Schema => schema::run(global),
+        Command::Catalog(cmd) => catalog::run(global, cmd),
+        Command::Dns(args) => dns::run(global, args),
+        Command::Render(args) => render::run(global, args),
+        // `schedule run` starts `voisin` again for each of its commands,
+        // and the timers name this executable: both stay here.
+        Command::Schedule(cmd) => schedule::run(global, cmd),
+        Command::Secrets(cmd) => secrets::run(global, cmd),
+        Command::Members(cmd) => members::run(global, cmd),
+        Command::Completions { shell } => help::completions(*shell),
+        Command::Man { out } => help::man(out.as_deref()),
+        Command::Board(_)
+        | Command::Plan
+        | Command::Deploy(_)
+        | Command::Status
+        | Command::Logs(_)
+        | Command::Watch
+        | Command::Down(_)
+        | Command::Backup(_)
+        | Command::Restore(_)
+        | Command::Upgrade(_)
+        | Command::Agent(_)
+        | Command::Doctor(_) => return None,
+    })
+}
+
+/// Runs the subcommand the command line names: every one (`voisin-full`).
 pub fn dispatch(cli: &Cli) -> anyhow::Result<Outcome> {
     let global = &cli.global;
     match &cli.command {

@@ -10,6 +10,7 @@ mod deploy;
 mod dns;
 mod doctor;
 mod examples;
+mod executables;
 mod help;
 mod images;
 mod init;

@@ -1,0 +1,70 @@
+//! `voisin-full`, the second executable: every command, where `voisin`
+//! holds only those that read and write files.
+//!
+//! The engine client, the backups (rustic and its storage services), the
+//! alert senders and the board made `voisin` a 63 MB position-independent
+//! executable whose start (the loader relocating it, the pages it touches)
+//! was most of a `check` (issue 11, `docs/benchmarks.md`). `voisin` now
+//! calls none of them: for any other command it replaces itself with
+//! `voisin-full`, found beside it, with the same arguments. Being the same
+//! process, standard input and output, signals (Ctrl-C) and the exit status
+//! stay the user's as they were.
+//!
+//! One thing still links `OpenDAL` (`rustic_backend`'s storage services) and
+//! what it reaches into `voisin`: its process constructor, which registers
+//! every service and which the linker keeps in every executable of this
+//! package. Taking it out needs the backup storage in a crate that
+//! `voisin` does not depend on (`docs/benchmarks.md`).
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+/// The file name of the second executable, installed beside `voisin`.
+pub const NAME: &str = "voisin-full";
+
+/// Replaces this process with `voisin-full`, run with `args` (`args[0]`
+/// included, so that its messages name the program as this one's would).
+/// Returns only when it cannot be run, with why.
+pub fn exec(args: &[OsString]) -> anyhow::Error {
+    let path = match path() {
+        Ok(path) => path,
+        Err(e) => return e,
+    };
+    let (first, rest) = args.split_first().map_or_else(
+        || (OsString::from("voisin"), &[][..]),
+        |(first, rest)| (first.clone(), rest),
+    );
+    let err = std::process::Command::new(&path)
+        .arg0(first)
+        .args(rest)
+        .exec();
+    if err.kind() == std::io::ErrorKind::NotFound {
+        missing(&path)
+    } else {
+        anyhow::Error::new(err).context(format!("cannot run `{}`", path.display()))
+    }
+}
+
+/// Where `voisin-full` is: beside the running executable.
+fn path() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot tell where the voisin executable is")?;
+    Ok(exe.with_file_name(NAME))
+}
+
+/// The error for a `voisin-full` that is not where it should be.
+fn missing(path: &std::path::Path) -> anyhow::Error {
+    crate::UsageError::new(
+        format!(
+            "`{}` is missing: this command runs in voisin's second executable, installed beside `voisin`",
+            path.display()
+        ),
+        Some(
+            "install both of voisin's executables: `cargo install --path .` in voisin's source"
+                .into(),
+        ),
+    )
+    .into()
+}
