@@ -13,16 +13,20 @@ use crate::{Outcome, UsageError};
 
 /// `voisin status`.
 pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    if let Some(section) = super::swarm::section(&c) {
+        return super::swarm::status(global, c, &section);
+    }
     let Connected {
         bundle,
         desired,
         engine,
         runtime,
         ..
-    } = match connect(global)? {
-        Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
-    };
+    } = c;
     let observed = runtime.block_on(engine.containers(&desired.domain))?;
     // The watch's checks, live; restarts are the watch's to compare.
     let watched =
@@ -295,19 +299,23 @@ pub fn logs(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<Outcome> {
 
 /// `voisin down [--volumes]`.
 pub fn down(global: &GlobalArgs, args: &DownArgs) -> anyhow::Result<Outcome> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    if args.volumes && !args.yes {
+        confirm_volumes(&c.desired.domain)?;
+    }
+    if let Some(section) = super::swarm::section(&c) {
+        return super::swarm::down(global, args, c, &section);
+    }
     let Connected {
         desired,
         engine,
         runtime,
         reporter,
         ..
-    } = match connect(global)? {
-        Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
-    };
-    if args.volumes && !args.yes {
-        confirm_volumes(&desired.domain)?;
-    }
+    } = c;
     if args.force_unlock {
         super::deploy::confirm_unlock(args.yes)?;
     }

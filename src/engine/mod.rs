@@ -9,6 +9,7 @@
 pub mod build;
 pub mod create;
 mod observe;
+pub mod swarm;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -110,6 +111,22 @@ impl Target {
             return Self::from_host(&host, certs, "`DOCKER_HOST`");
         }
         Ok(Self::Unix(PathBuf::from("/var/run/docker.sock")))
+    }
+
+    /// A swarm node's own engine, as the manifest names it (certificate
+    /// paths relative to `base`).
+    pub fn of_node(
+        node: &crate::manifest::SwarmNode,
+        base: &Path,
+        name: &str,
+    ) -> Result<Self, EngineError> {
+        Self::from_host(
+            &node.host,
+            node.tls
+                .as_ref()
+                .map(|t| (base.join(&t.ca), base.join(&t.cert), base.join(&t.key))),
+            &format!("the engine of the node `{name}`"),
+        )
     }
 
     fn from_host(
