@@ -202,15 +202,19 @@ fn duration(secs: i64) -> String {
 
 /// `voisin logs SERVICE [CONTAINER]`.
 pub fn logs(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<Outcome> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    // On a swarm each container is a service, whose copies may be on any
+    // node: the manager gathers their logs.
+    let swarm = super::swarm::section(&c).is_some();
     let Connected {
         desired,
         engine,
         runtime,
         ..
-    } = match connect(global)? {
-        Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
-    };
+    } = c;
     let of_service: Vec<_> = desired
         .containers
         .iter()
@@ -273,10 +277,14 @@ pub fn logs(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<Outcome> {
     let prefix = chosen.len() > 1;
     let streams = chosen.iter().map(|c| {
         let label = c.container.clone();
-        engine
-            .logs(&c.name, args.follow, args.tail, since)
-            .map(move |line| (label.clone(), line))
-            .boxed()
+        let lines = if swarm {
+            engine
+                .service_logs(&c.name, args.follow, args.tail, since)
+                .boxed()
+        } else {
+            engine.logs(&c.name, args.follow, args.tail, since).boxed()
+        };
+        lines.map(move |line| (label.clone(), line)).boxed()
     });
     runtime.block_on(async {
         let mut merged = futures_util::stream::select_all(streams);

@@ -445,7 +445,7 @@ async fn settle(
     let name = &c.name;
     // Scheduling, copying configs and starting take time beyond the
     // health check's own bound; a rollback needs as long again.
-    let bound = super::health::bound(c) * 2 + Duration::from_secs(60);
+    let bound = super::health::bound(c) * 2 + Duration::from_mins(1);
     let deadline = Instant::now() + bound;
     let names = network_names(m, &desired.domain).await?;
     loop {

@@ -328,23 +328,48 @@ fn ns(seconds: u64) -> i64 {
     i64::try_from(seconds).unwrap_or(i64::MAX / NS) * NS
 }
 
-/// The service spec that runs `request.spec` on the swarm.
-fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
-    let spec = request.spec;
+/// How a service names its files: configs, and secrets.
+fn file_refs(
+    files: &[FileObject],
+) -> (
+    Vec<TaskSpecContainerSpecConfigs>,
+    Vec<TaskSpecContainerSpecSecrets>,
+) {
     let (configs, secrets): (Vec<&FileObject>, Vec<&FileObject>) =
-        request.files.iter().partition(|f| !f.secret);
-    let health_check = spec.health.as_ref().map(|h| {
-        let mut test = vec!["CMD".to_string()];
-        test.extend(h.test.iter().cloned());
-        HealthConfig {
-            test: Some(test),
-            interval: Some(ns(h.interval_seconds)),
-            timeout: Some(ns(h.timeout_seconds)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(ns(h.start_period_seconds)),
+        files.iter().partition(|f| !f.secret);
+    let configs = configs
+        .iter()
+        .map(|f| TaskSpecContainerSpecConfigs {
+            file: Some(TaskSpecContainerSpecFile1 {
+                name: Some(f.path.clone()),
+                uid: Some(f.uid.to_string()),
+                gid: Some(f.gid.to_string()),
+                mode: Some(f.mode),
+            }),
+            config_name: Some(f.name.clone()),
+            config_id: Some(f.id.clone()),
             ..Default::default()
-        }
-    });
+        })
+        .collect();
+    let secrets = secrets
+        .iter()
+        .map(|f| TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(f.path.clone()),
+                uid: Some(f.uid.to_string()),
+                gid: Some(f.gid.to_string()),
+                mode: Some(f.mode),
+            }),
+            secret_name: Some(f.name.clone()),
+            secret_id: Some(f.id.clone()),
+        })
+        .collect();
+    (configs, secrets)
+}
+
+/// A container's volumes (labelled as the association's when the node
+/// makes them) and in-memory file systems.
+fn mounts(spec: &ContainerSpec) -> Vec<EngineMount> {
     let mut mounts: Vec<EngineMount> =
         spec.mounts
             .iter()
@@ -369,6 +394,56 @@ fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
         typ: Some(MountType::TMPFS),
         ..Default::default()
     }));
+    mounts
+}
+
+/// How updates roll (one copy at a time, rolled back by the swarm when
+/// the new copy fails within `monitor_seconds`), and how a rollback rolls.
+fn rollout(
+    order: Order,
+    monitor_seconds: u64,
+) -> (ServiceSpecUpdateConfig, ServiceSpecRollbackConfig) {
+    let monitor = Some(ns(monitor_seconds));
+    let update = ServiceSpecUpdateConfig {
+        parallelism: Some(1),
+        failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+        monitor,
+        order: Some(match order {
+            Order::StartFirst => ServiceSpecUpdateConfigOrderEnum::START_FIRST,
+            Order::StopFirst => ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+        }),
+        ..Default::default()
+    };
+    let rollback = ServiceSpecRollbackConfig {
+        parallelism: Some(1),
+        failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
+        monitor,
+        order: Some(match order {
+            Order::StartFirst => ServiceSpecRollbackConfigOrderEnum::START_FIRST,
+            Order::StopFirst => ServiceSpecRollbackConfigOrderEnum::STOP_FIRST,
+        }),
+        ..Default::default()
+    };
+    (update, rollback)
+}
+
+/// The service spec that runs `request.spec` on the swarm.
+fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
+    let spec = request.spec;
+    let (configs, secrets) = file_refs(&request.files);
+    let health_check = spec.health.as_ref().map(|h| {
+        let mut test = vec!["CMD".to_string()];
+        test.extend(h.test.iter().cloned());
+        HealthConfig {
+            test: Some(test),
+            interval: Some(ns(h.interval_seconds)),
+            timeout: Some(ns(h.timeout_seconds)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(ns(h.start_period_seconds)),
+            ..Default::default()
+        }
+    });
+    let mounts = mounts(spec);
     let container = TaskSpecContainerSpec {
         image: Some(spec.image.clone()),
         labels: Some(spec.labels.clone().into_iter().collect()),
@@ -386,38 +461,8 @@ fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
             no_new_privileges: Some(spec.security_opt.iter().any(|o| o == "no-new-privileges")),
             ..Default::default()
         }),
-        configs: Some(
-            configs
-                .iter()
-                .map(|f| TaskSpecContainerSpecConfigs {
-                    file: Some(TaskSpecContainerSpecFile1 {
-                        name: Some(f.path.clone()),
-                        uid: Some(f.uid.to_string()),
-                        gid: Some(f.gid.to_string()),
-                        mode: Some(f.mode),
-                    }),
-                    config_name: Some(f.name.clone()),
-                    config_id: Some(f.id.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        secrets: Some(
-            secrets
-                .iter()
-                .map(|f| TaskSpecContainerSpecSecrets {
-                    file: Some(TaskSpecContainerSpecFile {
-                        name: Some(f.path.clone()),
-                        uid: Some(f.uid.to_string()),
-                        gid: Some(f.gid.to_string()),
-                        mode: Some(f.mode),
-                    }),
-                    secret_name: Some(f.name.clone()),
-                    secret_id: Some(f.id.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
+        configs: Some(configs),
+        secrets: Some(secrets),
         capability_add: Some(spec.cap_add.clone()),
         capability_drop: Some(spec.cap_drop.clone()),
         ..Default::default()
@@ -464,7 +509,7 @@ fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
         }),
         ..Default::default()
     };
-    let monitor = Some(ns(request.monitor_seconds));
+    let (update, rollback) = rollout(request.order, request.monitor_seconds);
     let mut labels = request.labels.clone();
     if let Some(h) = &spec.health {
         labels.insert(HEALTH_LABEL.into(), health_words(h).join(" "));
@@ -477,49 +522,38 @@ fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
             replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
             ..Default::default()
         }),
-        update_config: Some(ServiceSpecUpdateConfig {
-            parallelism: Some(1),
-            failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
-            monitor,
-            order: Some(match request.order {
-                Order::StartFirst => ServiceSpecUpdateConfigOrderEnum::START_FIRST,
-                Order::StopFirst => ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
-            }),
-            ..Default::default()
-        }),
-        rollback_config: Some(ServiceSpecRollbackConfig {
-            parallelism: Some(1),
-            failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
-            monitor,
-            order: Some(match request.order {
-                Order::StartFirst => ServiceSpecRollbackConfigOrderEnum::START_FIRST,
-                Order::StopFirst => ServiceSpecRollbackConfigOrderEnum::STOP_FIRST,
-            }),
-            ..Default::default()
-        }),
+        update_config: Some(update),
+        rollback_config: Some(rollback),
         // Published ports on the node that runs the task (the routing
         // mesh needs IPVS, which not every kernel has), and names that
         // resolve to the tasks themselves, for the same reason.
-        endpoint_spec: Some(EndpointSpec {
-            mode: Some(EndpointSpecModeEnum::DNSRR),
-            ports: Some(
-                spec.ports
-                    .iter()
-                    .map(|p| EndpointPortConfig {
-                        protocol: Some(if p.protocol == "udp" {
-                            bollard::models::EndpointPortConfigProtocolEnum::UDP
-                        } else {
-                            bollard::models::EndpointPortConfigProtocolEnum::TCP
-                        }),
-                        target_port: Some(i64::from(p.container)),
-                        published_port: Some(i64::from(p.host)),
-                        publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-        }),
+        endpoint_spec: Some(endpoint(spec)),
         ..Default::default()
+    }
+}
+
+/// Published ports on the node that runs the task (the routing mesh
+/// needs IPVS, which not every kernel has), and names that resolve to the
+/// tasks themselves, for the same reason.
+fn endpoint(spec: &ContainerSpec) -> EndpointSpec {
+    EndpointSpec {
+        mode: Some(EndpointSpecModeEnum::DNSRR),
+        ports: Some(
+            spec.ports
+                .iter()
+                .map(|p| EndpointPortConfig {
+                    protocol: Some(if p.protocol == "udp" {
+                        bollard::models::EndpointPortConfigProtocolEnum::UDP
+                    } else {
+                        bollard::models::EndpointPortConfigProtocolEnum::TCP
+                    }),
+                    target_port: Some(i64::from(p.container)),
+                    published_port: Some(i64::from(p.host)),
+                    publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -528,20 +562,9 @@ pub fn wanted(request: &ServiceRequest<'_>) -> Compared {
     compared(&service_spec(request), &HashMap::new())
 }
 
-/// What the plan compares of a spec; `network_names` turns the ids the
-/// swarm stores back into names.
-fn compared(spec: &ServiceSpec, network_names: &HashMap<String, String>) -> Compared {
-    let task = spec.task_template.clone().unwrap_or_default();
-    let c = task.container_spec.clone().unwrap_or_default();
-    let env = c
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (e, String::new()),
-        })
-        .collect();
+/// A service's files as words the plan compares: name, path, owner, mode.
+fn file_words(c: &TaskSpecContainerSpec) -> Vec<String> {
+    let c = c.clone();
     let mut files: Vec<String> = c
         .configs
         .unwrap_or_default()
@@ -570,6 +593,12 @@ fn compared(spec: &ServiceSpec, network_names: &HashMap<String, String>) -> Comp
         }))
         .collect();
     files.sort();
+    files
+}
+
+/// A service's mounts as words the plan compares.
+fn mount_words(c: &TaskSpecContainerSpec) -> Vec<String> {
+    let c = c.clone();
     let mut mounts: Vec<String> = c
         .mounts
         .unwrap_or_default()
@@ -589,6 +618,25 @@ fn compared(spec: &ServiceSpec, network_names: &HashMap<String, String>) -> Comp
         })
         .collect();
     mounts.sort();
+    mounts
+}
+
+/// What the plan compares of a spec; `network_names` turns the ids the
+/// swarm stores back into names.
+fn compared(spec: &ServiceSpec, network_names: &HashMap<String, String>) -> Compared {
+    let task = spec.task_template.clone().unwrap_or_default();
+    let c = task.container_spec.clone().unwrap_or_default();
+    let files = file_words(&c);
+    let mounts = mount_words(&c);
+    let env = c
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (e, String::new()),
+        })
+        .collect();
     let networks = task
         .networks
         .clone()
@@ -823,7 +871,7 @@ impl Engine {
                         .container_status
                         .and_then(|c| c.container_id)
                         .filter(|c| !c.is_empty()),
-                    since: status.timestamp.map(|t| t.to_string()).unwrap_or_default(),
+                    since: status.timestamp.unwrap_or_default(),
                     spec_hash: hash_of(t.spec.as_ref()),
                 }
             })

@@ -324,8 +324,8 @@ pub struct Swarm {
     /// images into it and runs after-start steps and backups there.
     pub nodes: BTreeMap<String, SwarmNode>,
     /// Whether the association's networks encrypt what crosses between
-    /// machines (IPsec). Turn it off only when the machines share a
-    /// private network of their own, or their kernels lack IPsec.
+    /// machines (`IPsec`). Turn it off only when the machines share a
+    /// private network of their own, or their kernels lack `IPsec`.
     #[serde(default = "default_encrypt")]
     pub encrypt: bool,
 }

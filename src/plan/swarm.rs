@@ -33,10 +33,14 @@ pub struct SwarmObserved {
     pub files: Vec<ObservedFile>,
     /// For each image: its id on the engine voisin copies from (the
     /// manager's), and on each node (by host name), `None` where missing.
-    pub images: BTreeMap<String, (Option<String>, BTreeMap<String, Option<String>>)>,
+    pub images: BTreeMap<String, ImageIds>,
     /// The after-start steps done: step key → container id.
     pub steps_done: BTreeMap<String, String>,
 }
+
+/// An image's id on the engine voisin copies from, and on each node (by
+/// host name); `None` where it is missing.
+pub type ImageIds = (Option<String>, BTreeMap<String, Option<String>>);
 
 /// Where the manifest says services go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -604,11 +608,10 @@ pub fn text(plan: &SwarmPlan) -> String {
         let _ = writeln!(out, "  {:<8} {what} {}", word(f.action), f.name);
     }
     for s in &plan.services {
-        let at = s
-            .node
-            .as_ref()
-            .map(|n| format!(" on {n} (pinned: the service's data lives there)"))
-            .unwrap_or_else(|| " on any node".into());
+        let at = s.node.as_ref().map_or_else(
+            || " on any node".into(),
+            |n| format!(" on {n} (pinned: the service's data lives there)"),
+        );
         let _ = writeln!(
             out,
             "  {:<8} service {}{at}{}",
