@@ -76,6 +76,9 @@ pub fn plan(global: &GlobalArgs) -> anyhow::Result<Outcome> {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
+    if let Some(section) = super::swarm::section(&c) {
+        return super::swarm::plan(global, c, &section);
+    }
     let observed = c.runtime.block_on(deploy::observe(&c.engine, &c.desired))?;
     let p = plan::plan(&c.desired, &observed);
     let mut out = std::io::stdout().lock();
@@ -100,6 +103,9 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
+    if let Some(section) = super::swarm::section(&c) {
+        return super::swarm::deploy(global, args, c, &section);
+    }
     let Connected {
         mut bundle,
         desired,

@@ -13,16 +13,20 @@ use crate::{Outcome, UsageError};
 
 /// `voisin status`.
 pub fn status(global: &GlobalArgs) -> anyhow::Result<Outcome> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    if let Some(section) = super::swarm::section(&c) {
+        return super::swarm::status(global, c, &section);
+    }
     let Connected {
         bundle,
         desired,
         engine,
         runtime,
         ..
-    } = match connect(global)? {
-        Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
-    };
+    } = c;
     let observed = runtime.block_on(engine.containers(&desired.domain))?;
     // The watch's checks, live; restarts are the watch's to compare.
     let watched =
@@ -198,15 +202,19 @@ fn duration(secs: i64) -> String {
 
 /// `voisin logs SERVICE [CONTAINER]`.
 pub fn logs(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<Outcome> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    // On a swarm each container is a service, whose copies may be on any
+    // node: the manager gathers their logs.
+    let swarm = super::swarm::section(&c).is_some();
     let Connected {
         desired,
         engine,
         runtime,
         ..
-    } = match connect(global)? {
-        Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
-    };
+    } = c;
     let of_service: Vec<_> = desired
         .containers
         .iter()
@@ -269,10 +277,14 @@ pub fn logs(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<Outcome> {
     let prefix = chosen.len() > 1;
     let streams = chosen.iter().map(|c| {
         let label = c.container.clone();
-        engine
-            .logs(&c.name, args.follow, args.tail, since)
-            .map(move |line| (label.clone(), line))
-            .boxed()
+        let lines = if swarm {
+            engine
+                .service_logs(&c.name, args.follow, args.tail, since)
+                .boxed()
+        } else {
+            engine.logs(&c.name, args.follow, args.tail, since).boxed()
+        };
+        lines.map(move |line| (label.clone(), line)).boxed()
     });
     runtime.block_on(async {
         let mut merged = futures_util::stream::select_all(streams);
@@ -295,19 +307,23 @@ pub fn logs(global: &GlobalArgs, args: &LogsArgs) -> anyhow::Result<Outcome> {
 
 /// `voisin down [--volumes]`.
 pub fn down(global: &GlobalArgs, args: &DownArgs) -> anyhow::Result<Outcome> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    if args.volumes && !args.yes {
+        confirm_volumes(&c.desired.domain)?;
+    }
+    if let Some(section) = super::swarm::section(&c) {
+        return super::swarm::down(global, args, c, &section);
+    }
     let Connected {
         desired,
         engine,
         runtime,
         reporter,
         ..
-    } = match connect(global)? {
-        Ok(c) => c,
-        Err(outcome) => return Ok(outcome),
-    };
-    if args.volumes && !args.yes {
-        confirm_volumes(&desired.domain)?;
-    }
+    } = c;
     if args.force_unlock {
         super::deploy::confirm_unlock(args.yes)?;
     }

@@ -17,6 +17,7 @@ mod render;
 mod schedule;
 mod schema;
 mod secrets;
+mod swarm;
 mod upgrade;
 mod watch;
 

@@ -11,6 +11,7 @@
 pub mod health;
 pub mod lock;
 pub mod record;
+pub mod swarm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -100,29 +101,19 @@ pub struct Summary {
     pub steps_skipped: usize,
 }
 
-/// Reads everything the plan compares from the engine. Only reads.
-pub async fn observe(engine: &Engine, desired: &DesiredState) -> Result<Observed, DeployError> {
-    let domain = &desired.domain;
+/// What an engine has of the images `desired` names, and the fingerprint
+/// each image built from voisin would have. Only reads.
+pub(crate) async fn observe_images(
+    engine: &Engine,
+    desired: &DesiredState,
+) -> Result<Observed, DeployError> {
     let images: BTreeSet<&str> = desired
         .containers
         .iter()
         .map(|c| c.image.as_str())
         .collect();
-    // Every question at once: a deploy with nothing to do is only this.
-    let (containers, networks, volumes, record, looked) = tokio::join!(
-        engine.containers(domain),
-        engine.networks(domain),
-        engine.volumes(domain),
-        record::read(engine, &desired.association),
-        join_all(images.iter().map(|i| engine.image(i)))
-    );
-    let (containers, networks, volumes, record) = (containers?, networks?, volumes?, record?);
-    let mut observed = Observed {
-        containers,
-        networks,
-        volumes,
-        ..Observed::default()
-    };
+    let looked = join_all(images.iter().map(|i| engine.image(i))).await;
+    let mut observed = Observed::default();
     for (name, info) in images.iter().zip(looked) {
         observed.images.insert((*name).to_string(), info?);
     }
@@ -136,13 +127,35 @@ pub async fn observe(engine: &Engine, desired: &DesiredState) -> Result<Observed
             .wanted_builds
             .insert(tag, build::fingerprint(&sha, &dirs));
     }
-    observed.steps_done = record.steps;
     Ok(observed)
+}
+
+/// Reads everything the plan compares from the engine. Only reads.
+pub async fn observe(engine: &Engine, desired: &DesiredState) -> Result<Observed, DeployError> {
+    let domain = &desired.domain;
+    // Every question at once: a deploy with nothing to do is only this.
+    let (containers, networks, volumes, record, images) = tokio::join!(
+        engine.containers(domain),
+        engine.networks(domain),
+        engine.volumes(domain),
+        record::read(engine, &desired.association),
+        observe_images(engine, desired)
+    );
+    let (containers, networks, volumes, record) = (containers?, networks?, volumes?, record?);
+    let images = images?;
+    Ok(Observed {
+        containers,
+        networks,
+        volumes,
+        images: images.images,
+        wanted_builds: images.wanted_builds,
+        steps_done: record.steps,
+    })
 }
 
 /// The images built from voisin, each with the folders its containers'
 /// volumes need owned by their users.
-fn voisin_images(desired: &DesiredState) -> BTreeMap<String, Vec<OwnedDir>> {
+pub(crate) fn voisin_images(desired: &DesiredState) -> BTreeMap<String, Vec<OwnedDir>> {
     let mut images: BTreeMap<String, BTreeSet<OwnedDir>> = BTreeMap::new();
     for c in desired
         .containers
@@ -418,8 +431,18 @@ async fn images(
     plan: &Plan,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<(), DeployError> {
+    make_images(engine, desired, &plan.images, reporter).await
+}
+
+/// Pulls and builds images.
+pub async fn make_images(
+    engine: &Engine,
+    desired: &DesiredState,
+    changes: &[crate::plan::ImageChange],
+    reporter: &Arc<dyn Reporter>,
+) -> Result<(), DeployError> {
     let wanted = voisin_images(desired);
-    for i in &plan.images {
+    for i in changes {
         match i.action {
             ImageAction::Keep => {}
             ImageAction::Pull => {
@@ -719,54 +742,78 @@ async fn steps_of(
         if !to_run.contains(key.as_str()) {
             continue;
         }
-        let env: Vec<String> = step
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.expose()))
-            .collect();
-        let what = format!("{} in {}", step.doc, step.container);
-        reporter.begin(&key, &what);
-        let done = !step.unless.is_empty()
-            && engine
-                .exec(container, &step.unless, step.user.as_deref(), &env, None)
-                .await?
-                .code
-                == 0;
-        let outcome = if done {
-            None
-        } else {
-            let out = engine
-                .exec(container, &step.command, step.user.as_deref(), &env, None)
-                .await?;
-            (out.code != 0).then(|| DeployError::Step {
-                doc: step.doc.clone(),
-                about: step
-                    .about
-                    .as_ref()
-                    .map(|a| format!(" for {a}"))
-                    .unwrap_or_default(),
-                container: step.container.clone(),
-                code: out.code,
-                output: tail(&out.stderr, &out.stdout, &env),
-            })
-        };
+        let outcome = run_step(engine, step, container, reporter).await?;
         let Ok(mut results) = results.lock() else {
             return Ok(());
         };
-        if let Some(failure) = outcome {
-            reporter.failed(&key, &what);
-            results.failure.get_or_insert(failure);
-            return Ok(());
-        }
-        reporter.done(&key, &what);
-        if done {
-            results.skipped += 1;
-        } else {
-            results.run += 1;
+        match outcome {
+            StepOutcome::Failed(failure) => {
+                results.failure.get_or_insert(failure);
+                return Ok(());
+            }
+            StepOutcome::Skipped => results.skipped += 1,
+            StepOutcome::Ran => results.run += 1,
         }
         results.done.push((key, id.clone()));
     }
     Ok(())
+}
+
+/// How one after-start step went.
+pub(crate) enum StepOutcome {
+    /// Its guard said it was done.
+    Skipped,
+    /// It ran and succeeded.
+    Ran,
+    /// It ran and failed: what to report (it undoes nothing).
+    Failed(DeployError),
+}
+
+/// Runs one after-start step in `container` (a name or an id): its guard,
+/// then, unless the guard says it is done, its command.
+pub(crate) async fn run_step(
+    engine: &Engine,
+    step: &crate::render::state::Exec,
+    container: &str,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<StepOutcome, DeployError> {
+    let key = crate::plan::step_key(step);
+    let env: Vec<String> = step
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.expose()))
+        .collect();
+    let what = format!("{} in {}", step.doc, step.container);
+    reporter.begin(&key, &what);
+    let done = !step.unless.is_empty()
+        && engine
+            .exec(container, &step.unless, step.user.as_deref(), &env, None)
+            .await?
+            .code
+            == 0;
+    if done {
+        reporter.done(&key, &what);
+        return Ok(StepOutcome::Skipped);
+    }
+    let out = engine
+        .exec(container, &step.command, step.user.as_deref(), &env, None)
+        .await?;
+    if out.code != 0 {
+        reporter.failed(&key, &what);
+        return Ok(StepOutcome::Failed(DeployError::Step {
+            doc: step.doc.clone(),
+            about: step
+                .about
+                .as_ref()
+                .map(|a| format!(" for {a}"))
+                .unwrap_or_default(),
+            container: step.container.clone(),
+            code: out.code,
+            output: tail(&out.stderr, &out.stdout, &env),
+        }));
+    }
+    reporter.done(&key, &what);
+    Ok(StepOutcome::Ran)
 }
 
 /// Records the steps done (even when a later one failed), then says the

@@ -9,6 +9,7 @@
 pub mod build;
 pub mod create;
 mod observe;
+pub mod swarm;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -110,6 +111,22 @@ impl Target {
             return Self::from_host(&host, certs, "`DOCKER_HOST`");
         }
         Ok(Self::Unix(PathBuf::from("/var/run/docker.sock")))
+    }
+
+    /// A swarm node's own engine, as the manifest names it (certificate
+    /// paths relative to `base`).
+    pub fn of_node(
+        node: &crate::manifest::SwarmNode,
+        base: &Path,
+        name: &str,
+    ) -> Result<Self, EngineError> {
+        Self::from_host(
+            &node.host,
+            node.tls
+                .as_ref()
+                .map(|t| (base.join(&t.ca), base.join(&t.cert), base.join(&t.key))),
+            &format!("the engine of the node `{name}`"),
+        )
     }
 
     fn from_host(
@@ -569,7 +586,31 @@ impl Engine {
         tail: Option<u64>,
         since: Option<i64>,
     ) -> impl Stream<Item = Result<LogLine, EngineError>> + use<> {
-        self.count(Kind::Read, &format!("GET /containers/{container}/logs"));
+        self.log_stream(container, follow, tail, since, false)
+    }
+
+    /// The log of a swarm service: every copy's, on whichever node it
+    /// runs, gathered by the manager.
+    pub fn service_logs(
+        &self,
+        service: &str,
+        follow: bool,
+        tail: Option<u64>,
+        since: Option<i64>,
+    ) -> impl Stream<Item = Result<LogLine, EngineError>> + use<> {
+        self.log_stream(service, follow, tail, since, true)
+    }
+
+    fn log_stream(
+        &self,
+        container: &str,
+        follow: bool,
+        tail: Option<u64>,
+        since: Option<i64>,
+        service: bool,
+    ) -> impl Stream<Item = Result<LogLine, EngineError>> + use<> {
+        let kind = if service { "services" } else { "containers" };
+        self.count(Kind::Read, &format!("GET /{kind}/{container}/logs"));
         let options = LogsOptionsBuilder::default()
             .follow(follow)
             .stdout(true)
@@ -578,8 +619,12 @@ impl Engine {
             .since(since.and_then(|s| i32::try_from(s).ok()).unwrap_or(0))
             .build();
         let name = container.to_string();
-        self.docker
-            .logs(container, Some(options))
+        let lines = if service {
+            self.docker.service_logs(container, Some(options)).boxed()
+        } else {
+            self.docker.logs(container, Some(options)).boxed()
+        };
+        lines
             .map_ok(|out| match out {
                 bollard::container::LogOutput::StdErr { message } => LogLine {
                     stderr: true,

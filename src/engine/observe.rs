@@ -94,6 +94,12 @@ pub struct ObservedNetwork {
     pub subnet: Option<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its id.
+    #[serde(skip)]
+    pub id: String,
+    /// Its driver: `bridge` on one engine, `overlay` on a swarm.
+    #[serde(skip)]
+    pub driver: String,
 }
 
 /// A volume as the engine has it.
@@ -249,6 +255,8 @@ pub(super) fn network(n: Network) -> ObservedNetwork {
             .and_then(|c| c.into_iter().next())
             .and_then(|c| c.subnet),
         labels: n.labels.unwrap_or_default().into_iter().collect(),
+        id: n.id.unwrap_or_default(),
+        driver: n.driver.unwrap_or_default(),
     }
 }
 

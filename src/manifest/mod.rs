@@ -309,6 +309,46 @@ pub struct Engine {
     /// Client certificates for a `tcp://` engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// Deploy to a Docker Swarm instead of one engine: `host` is then one
+    /// of its managers. See docs/swarm.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<Swarm>,
+}
+
+/// A Docker Swarm: the machines that run the association's services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// Every node voisin may run services on, by its name in `docker node
+    /// ls` (the machine's host name), with its own engine: voisin loads
+    /// images into it and runs after-start steps and backups there.
+    pub nodes: BTreeMap<String, SwarmNode>,
+    /// Whether the association's networks encrypt what crosses between
+    /// machines (`IPsec`). Turn it off only when the machines share a
+    /// private network of their own, or their kernels lack `IPsec`.
+    #[serde(default = "default_encrypt")]
+    pub encrypt: bool,
+}
+
+fn default_encrypt() -> bool {
+    true
+}
+
+/// One machine of a swarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmNode {
+    /// This machine's own engine: `unix:///path/to/docker.sock` or
+    /// `tcp://host:port` (TLS required).
+    pub host: String,
+    /// Client certificates for a `tcp://` engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// Services that run on this machine only, with their data: their
+    /// volumes live on its disk. Services that keep data and are pinned
+    /// nowhere are pinned by voisin at their first deploy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 /// Client certificates for a remote engine; paths are relative to the manifest.

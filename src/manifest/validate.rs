@@ -170,9 +170,17 @@ impl<'a> Validator<'a> {
         let Some(engine) = &manifest.engine else {
             return;
         };
-        let path = Path::from("engine.host");
-        if let Some(rest) = engine.host.strip_prefix("tcp://") {
-            let host = rest.rsplit_once(':').map_or(rest, |(h, port)| {
+        self.engine_host(&Path::from("engine"), &engine.host, engine.tls.is_some());
+        if let Some(swarm) = &engine.swarm {
+            self.swarm(swarm);
+        }
+    }
+
+    /// An engine's address (`AT.host`) and whether it has `AT.tls`.
+    fn engine_host(&mut self, at: &Path, host: &str, tls: bool) {
+        let path = at.key("host");
+        if let Some(rest) = host.strip_prefix("tcp://") {
+            let name = rest.rsplit_once(':').map_or(rest, |(h, port)| {
                 if port.parse::<u16>().is_err() {
                     self.error(
                         "invalid-engine",
@@ -183,10 +191,10 @@ impl<'a> Validator<'a> {
                 }
                 h
             });
-            if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
-                self.dns_name(&path, host, "engine host");
+            if name.parse::<std::net::IpAddr>().is_err() && name != "localhost" {
+                self.dns_name(&path, name, "engine host");
             }
-            if engine.tls.is_none() {
+            if !tls {
                 self.push(
                     Diagnostic::error("engine-without-tls", "a remote engine over `tcp://` must use TLS")
                         .with_hint("add `tls: { ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem }`: without it anyone on the network controls the engine"),
@@ -194,7 +202,7 @@ impl<'a> Validator<'a> {
                     Target::Value,
                 );
             }
-        } else if let Some(socket) = engine.host.strip_prefix("unix://") {
+        } else if let Some(socket) = host.strip_prefix("unix://") {
             if !socket.starts_with('/') {
                 self.error(
                     "invalid-engine",
@@ -203,11 +211,11 @@ impl<'a> Validator<'a> {
                     Some("write `unix:///var/run/docker.sock`".into()),
                 );
             }
-            if engine.tls.is_some() {
+            if tls {
                 self.push(
                     Diagnostic::error("invalid-engine", "`tls` applies only to a `tcp://` engine")
                         .with_hint("remove `tls`, or give a `tcp://` host"),
-                    &"engine.tls".into(),
+                    &at.key("tls"),
                     Target::Key,
                 );
             }
@@ -215,9 +223,96 @@ impl<'a> Validator<'a> {
             self.error(
                 "invalid-engine",
                 &path,
-                format!("`{}` is not an engine address", engine.host),
+                format!("`{host}` is not an engine address"),
                 Some("write `unix:///var/run/docker.sock` or `tcp://host:2376`".into()),
             );
+        }
+    }
+
+    /// `engine.swarm`: its nodes, their engines, and where services are pinned.
+    fn swarm(&mut self, swarm: &crate::manifest::Swarm) {
+        if swarm.nodes.is_empty() {
+            self.push(
+                Diagnostic::error("swarm-without-nodes", "a swarm needs at least one node")
+                    .with_hint("list each machine under `nodes:` by its name in `docker node ls`, with its engine's `host`"),
+                &"engine.swarm.nodes".into(),
+                Target::Value,
+            );
+        }
+        if !swarm.encrypt {
+            self.push(
+                Diagnostic::warning(
+                    "swarm-unencrypted",
+                    "traffic between the swarm's machines is not encrypted",
+                )
+                .with_hint("passwords and mail cross between machines in clear: keep `encrypt: false` only on a private network of the association's own"),
+                &"engine.swarm.encrypt".into(),
+                Target::Value,
+            );
+        }
+        if let Some(proxy) = self.loopback_proxy() {
+            self.push(
+                Diagnostic::error(
+                    "swarm-loopback",
+                    format!("the `{proxy}` proxy publishes services on this machine's loopback, which a swarm cannot do"),
+                )
+                .with_hint("a swarm serves the public: give the `proxy` service a real proxy entry (`traefik`), or remove `engine.swarm` for a local trial"),
+                &"engine.swarm".into(),
+                Target::Key,
+            );
+        }
+        let mut pinned: BTreeMap<&str, &str> = BTreeMap::new();
+        for (node, spec) in &swarm.nodes {
+            let at = Path::from("engine.swarm.nodes").key(node.as_str());
+            // A machine's own name, often a single label (`stockage`).
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            };
+            if node.len() > 253 || !node.split('.').all(label_ok) {
+                self.push(
+                    Diagnostic::error(
+                        "invalid-hostname",
+                        format!("`{node}` is not a machine's host name"),
+                    )
+                    .with_hint("write the node's name as `docker node ls` shows it"),
+                    &at,
+                    Target::Key,
+                );
+            }
+            self.engine_host(&at, &spec.host, spec.tls.is_some());
+            for (i, service) in spec.services.iter().enumerate() {
+                let path = at.key("services").index(i);
+                // The proxy is a service too, though it has its own section.
+                if service != "proxy" && !self.manifest.services.contains_key(service) {
+                    let mut known: Vec<&str> =
+                        self.manifest.services.keys().map(String::as_str).collect();
+                    known.push("proxy");
+                    self.error(
+                        "unknown-service",
+                        &path,
+                        format!("`{service}` is not a service of this manifest"),
+                        Some(format!(
+                            "write one of {}",
+                            known
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                } else if let Some(first) = pinned.insert(service, node) {
+                    self.error(
+                        "pinned-twice",
+                        &path,
+                        format!("`{service}` is pinned to `{first}` and to `{node}`"),
+                        Some("a service's data lives on one machine: pin it to one node".into()),
+                    );
+                }
+            }
         }
     }
 

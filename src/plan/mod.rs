@@ -4,6 +4,7 @@
 //! deploy carries it out. Nothing here talks to the engine.
 
 mod display;
+pub mod swarm;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -180,6 +181,14 @@ impl Plan {
 /// (secret values by hash only).
 pub fn step_key(step: &Exec) -> String {
     crate::render::state::sha256_hex(&serde_json::to_vec(step).unwrap_or_default())
+}
+
+/// What becomes of each image `desired` names, on an engine that has
+/// `observed.images` (a swarm's manager builds and pulls for every node).
+pub fn image_changes(desired: &DesiredState, observed: &Observed) -> Vec<ImageChange> {
+    let mut out = Vec::new();
+    images(desired, observed, &mut out);
+    out
 }
 
 /// Compares `desired` with `observed`.

@@ -104,6 +104,8 @@ fn deployed(desired: &DesiredState) -> Observed {
             name: n.name.clone(),
             subnet: n.subnet.clone(),
             labels: n.labels.clone(),
+            id: String::new(),
+            driver: "bridge".into(),
         });
     }
     for v in &desired.volumes {

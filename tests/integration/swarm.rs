@@ -485,3 +485,630 @@ fn a_swarm_of_three_engines_moves_a_lost_workers_task_and_survives_a_cut_link() 
          Down {unreachable:.1?} after the cut, Ready {back:.1?} after the heal, down {down:.1?}"
     );
 }
+
+/// A bundle deployed on a swarm: the test catalog's swarm entries (a
+/// forwarding proxy that keeps no data, a cloud whose database keeps its
+/// data) beside the real lending board, with the board pinned to node 1
+/// by the manifest and the cloud pinned by voisin. Node 0, the manager,
+/// only manages (drained), as a small association's swarm would have it
+/// once it has machines to spare. Its networks are not encrypted: the
+/// kernel here has no `IPsec` (ESP) in the nodes' namespaces, so encrypted
+/// overlay networks carry nothing between them.
+struct SwarmBundle {
+    dir: tempfile::TempDir,
+    domain: String,
+}
+
+impl SwarmBundle {
+    fn new(swarm: &Swarm) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let catalog = dir.path().join("catalog");
+        for sub in [
+            "catalog",
+            "templates/voisin-board",
+            "templates/swarm-edge",
+            "templates/swarm-cloud",
+        ] {
+            std::fs::create_dir_all(catalog.join(sub)).expect("catalog folders");
+        }
+        for (from, to) in [
+            ("catalog/voisin-board.yaml", "catalog/voisin-board.yaml"),
+            (
+                "templates/voisin-board/members.json",
+                "templates/voisin-board/members.json",
+            ),
+            (
+                "tests/catalogs/swarm/catalog/swarm-edge.yaml",
+                "catalog/swarm-edge.yaml",
+            ),
+            (
+                "tests/catalogs/swarm/templates/swarm-edge/run",
+                "templates/swarm-edge/run",
+            ),
+            (
+                "tests/catalogs/swarm/catalog/swarm-cloud.yaml",
+                "catalog/swarm-cloud.yaml",
+            ),
+            (
+                "tests/catalogs/swarm/templates/swarm-cloud/index.html",
+                "templates/swarm-cloud/index.html",
+            ),
+            (
+                "tests/catalogs/swarm/templates/swarm-cloud/db.conf",
+                "templates/swarm-cloud/db.conf",
+            ),
+        ] {
+            std::fs::copy(root().join(from), catalog.join(to))
+                .unwrap_or_else(|e| panic!("{from}: {e}"));
+        }
+        let bundle = Self {
+            dir,
+            domain: format!("{}.localhost", swarm.name()),
+        };
+        bundle.write(swarm, "hello", true);
+        bundle
+    }
+
+    fn write(&self, swarm: &Swarm, greeting: &str, healthy: bool) {
+        let domain = &self.domain;
+        let manifest = format!(
+            "association:\n  name: Swarm {name}\n  domain: {domain}\n  contact: admin@{domain}\n\
+             members:\n  - id: alice\n    name: Alice\n    contact: alice@example.net\n    roles: [admin]\n\
+             engine:\n  host: {manager}\n  swarm:\n    nodes:\n\
+             \x20     {n1}:\n        host: {h1}\n        services: [board]\n\
+             \x20     {n2}:\n        host: {h2}\n\
+             \x20   encrypt: false\n\
+             services:\n  board:\n    use: voisin-board\n    host: pret.{domain}\n\
+             \x20 cloud:\n    use: swarm-cloud\n    host: cloud.{domain}\n    settings:\n      greeting: {greeting}\n      healthy: {healthy}\n\
+             proxy:\n  use: swarm-edge\n",
+            name = swarm.name(),
+            manager = swarm.node_host(0),
+            n1 = swarm.hostname(1),
+            h1 = swarm.node_host(1),
+            n2 = swarm.hostname(2),
+            h2 = swarm.node_host(2),
+        );
+        std::fs::write(self.dir.path().join("voisin.yaml"), manifest).expect("writes the manifest");
+    }
+
+    fn voisin(&self, args: &[&str]) -> super::support::Run {
+        super::support::Voisin::new(super::support::bundle_args(self.dir.path(), args)).run()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let run = self.voisin(args);
+        assert_eq!(
+            run.code, 0,
+            "{args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run.json()
+    }
+}
+
+impl Swarm {
+    /// `curl` of `url` from node `from`'s network namespace (a machine of
+    /// the swarm's network); the body, or why not.
+    fn fetch(&self, from: usize, url: &str) -> Result<String, String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("vs-{}-{from}", self.name)])
+            .args(["curl", "-sS", "-m", "2", "-f", url])
+            .output()
+            .expect("ip netns exec runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    /// Copies an image from this machine's engine into node `node` only.
+    fn load_into(&self, node: usize, image: &str) {
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "docker save {image} | docker -H {} load -q",
+                    self.node_host(node)
+                ),
+            ])
+            .status()
+            .expect("sh runs");
+        assert!(status.success(), "loading {image} into node {node}");
+    }
+}
+
+/// A swarm of three engines whose manager only manages (drained), the
+/// test image on the manager's engine only (voisin carries it to the
+/// workers), and the swarm bundle written for it.
+fn swarm_with_bundle(name: &str) -> (Swarm, SwarmBundle) {
+    let image = busybox_image();
+    let swarm = Swarm::up(name);
+    swarm.load_into(0, image);
+    let manager = swarm.hostname(0);
+    swarm.docker(0, &["node", "update", "--availability", "drain", &manager]);
+    let bundle = SwarmBundle::new(&swarm);
+    (swarm, bundle)
+}
+
+/// Writes a mark into each of `volumes` (one name a line) on `node`.
+fn mark_volumes(swarm: &Swarm, node: usize, volumes: &str) {
+    for v in volumes.lines() {
+        let mount = format!("{v}:/d");
+        let write = "echo kept > /d/voisin-test-mark";
+        swarm.docker(
+            node,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &mount,
+                busybox_image(),
+                "/bin/busybox",
+                "sh",
+                "-c",
+                write,
+            ],
+        );
+    }
+}
+
+/// Fails unless each of `volumes` on `node` still has its mark.
+fn assert_marks_kept(swarm: &Swarm, node: usize, volumes: &str) {
+    for v in volumes.lines() {
+        let mount = format!("{v}:/d");
+        let mark = swarm.docker(
+            node,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &mount,
+                busybox_image(),
+                "/bin/busybox",
+                "cat",
+                "/d/voisin-test-mark",
+            ],
+        );
+        assert_eq!(mark, "kept", "{v} kept its data");
+    }
+}
+
+/// The node each service of the bundle runs on (`service name → host
+/// name`), from `voisin status --format json`.
+fn placed(status: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let node = s["tasks"]
+                .as_array()?
+                .iter()
+                .find(|t| t["state"] == "running")?["node"]
+                .as_str()?
+                .to_string();
+            Some((s["name"].as_str()?.to_string(), node))
+        })
+        .collect()
+}
+
+#[test]
+fn the_bundle_deploys_across_a_swarm_where_the_manifest_pins_it_and_a_second_deploy_changes_nothing()
+ {
+    let (swarm, bundle) = swarm_with_bundle("deploy");
+    let image = busybox_image();
+
+    let started = Instant::now();
+    let first = bundle.json(&["deploy", "--format", "json"]);
+    let cold = started.elapsed();
+    assert_eq!(first["swarm"], true, "{first}");
+    assert_eq!(first["summary"]["created"], 4, "{first}");
+
+    let status = bundle.json(&["status", "--format", "json"]);
+    assert_eq!(status["down"], false, "{status}");
+    let on = placed(&status);
+    let slug = on
+        .keys()
+        .find_map(|k| k.strip_suffix("-board-board"))
+        .expect("the board runs")
+        .to_string();
+    let (n1, n2) = (swarm.hostname(1), swarm.hostname(2));
+    assert_eq!(
+        on[&format!("{slug}-board-board")],
+        n1,
+        "pinned by the manifest: {on:?}"
+    );
+    // voisin pinned the cloud, whose database keeps data, to the node with
+    // fewer pinned services; its app goes with it.
+    assert_eq!(on[&format!("{slug}-cloud-db")], n2, "{on:?}");
+    assert_eq!(on[&format!("{slug}-cloud-app")], n2, "{on:?}");
+    assert!(
+        [&n1, &n2].contains(&&on[&format!("{slug}-proxy-proxy")]),
+        "the proxy runs on a node of the manifest: {on:?}"
+    );
+    // The images reached the workers through voisin, not the test.
+    for node in [1, 2] {
+        swarm.docker(node, &["image", "inspect", "--format", "{{.Id}}", image]);
+    }
+
+    // The board answers through the proxy, on the node that runs it.
+    let proxy_node = if on[&format!("{slug}-proxy-proxy")] == n1 {
+        1
+    } else {
+        2
+    };
+    let board = format!("http://{}:8080/", swarm.addr(proxy_node));
+    let cloud = format!("http://{}:8081/", swarm.addr(proxy_node));
+    wait_until(
+        Duration::from_secs(20),
+        "the board through the proxy",
+        || swarm.fetch(0, &board).map(|_| ()),
+    );
+    let page = swarm.fetch(0, &cloud).expect("the cloud through the proxy");
+    assert!(page.contains("hello from Swarm"), "{page}");
+
+    // Files are configs and secrets, with their owners and modes.
+    let db = swarm.docker(
+        2,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={slug}-cloud-db"),
+        ],
+    );
+    let listing = swarm.docker(
+        2,
+        &[
+            "exec",
+            &db,
+            "/bin/busybox",
+            "stat",
+            "-L",
+            "-c",
+            "%a %u:%g",
+            "/etc/db/db.conf",
+        ],
+    );
+    assert_eq!(listing, "600 70:70");
+    let rows = swarm.docker(2, &["exec", &db, "/bin/busybox", "cat", "/var/lib/db/rows"]);
+    assert_eq!(rows, "first-row", "the after-start step ran on the node");
+
+    // A second deploy: nothing to change, and not one mutating call.
+    let again = bundle.json(&["deploy", "--format", "json"]);
+    assert_eq!(again["engine_calls"]["writes"], 0, "{again}");
+    let plan = bundle.json(&["plan", "--format", "json"]);
+    assert_eq!(plan["changes"], false, "{plan}");
+
+    // Drift by hand shows in the plan with its reason, and deploy repairs it.
+    swarm.docker(
+        0,
+        &[
+            "service",
+            "update",
+            "--detach",
+            "--env-add",
+            "GREETING=by-hand",
+            &format!("{slug}-cloud-app"),
+        ],
+    );
+    let plan = bundle.json(&["plan", "--format", "json"]);
+    let app = plan["plan"]["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == format!("{slug}-cloud-app")))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(app["action"], "replace", "{plan}");
+    assert!(
+        app["reasons"]
+            .to_string()
+            .contains("environment `GREETING` changed"),
+        "{app}"
+    );
+    bundle.json(&["deploy", "--format", "json"]);
+    assert_eq!(bundle.json(&["plan", "--format", "json"])["changes"], false);
+    eprintln!("swarm deploy: cold {cold:.1?}");
+}
+
+/// Fetches `url` from node 0 every 100 ms until told to stop; returns
+/// how many fetches were made and the failures, with their time.
+fn probe(swarm: &Swarm, url: &str, stop: &std::sync::atomic::AtomicBool) -> (usize, Vec<String>) {
+    let started = Instant::now();
+    let mut tries = 0;
+    let mut failures = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        tries += 1;
+        if let Err(e) = swarm.fetch(0, url) {
+            failures.push(format!("{:.1?}: {e}", started.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (tries, failures)
+}
+
+/// Deploys with a changed setting while a probe fetches the page every
+/// 100 ms; returns the deploy's run and the probe's count and failures.
+fn deploy_probed(
+    swarm: &Swarm,
+    bundle: &SwarmBundle,
+    url: &str,
+) -> (super::support::Run, usize, Vec<String>) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let probing = s.spawn(|| probe(swarm, url, &stop));
+        // The probe sees the service serve before the update starts.
+        std::thread::sleep(Duration::from_millis(500));
+        let run = bundle.voisin(&["deploy", "--format", "json"]);
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (tries, failures) = probing.join().expect("the probe ran");
+        (run, tries, failures)
+    })
+}
+
+#[test]
+fn a_changed_setting_rolls_with_a_healthy_copy_serving_throughout_and_a_broken_one_rolls_back() {
+    let (swarm, bundle) = swarm_with_bundle("roll");
+
+    bundle.json(&["deploy", "--format", "json"]);
+    let on = placed(&bundle.json(&["status", "--format", "json"]));
+    let proxy_node = if on
+        .iter()
+        .any(|(k, v)| k.ends_with("-proxy-proxy") && *v == swarm.hostname(1))
+    {
+        1
+    } else {
+        2
+    };
+    let cloud = format!("http://{}:8081/", swarm.addr(proxy_node));
+    wait_until(
+        Duration::from_secs(20),
+        "the cloud through the proxy",
+        || swarm.fetch(0, &cloud).map(|_| ()),
+    );
+
+    // A new greeting: the app (no port, no volume) starts its new copy
+    // first and stops the old one only once the new one is healthy.
+    bundle.write(&swarm, "bonjour", true);
+    let (run, tries, failures) = deploy_probed(&swarm, &bundle, &cloud);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let app = report["plan"]["services"]
+        .as_array()
+        .and_then(|s| {
+            s.iter().find(|s| {
+                s["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-cloud-app"))
+            })
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(app["action"], "replace", "{report}");
+    assert_eq!(app["order"], "start-first", "{report}");
+    assert!(
+        failures.is_empty(),
+        "{} of {tries} probes failed during the update:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let page = swarm.fetch(0, &cloud).expect("the cloud after the update");
+    assert!(page.contains("bonjour"), "{page}");
+
+    // A new copy that never becomes healthy: the swarm puts the previous
+    // one back, which serves all along, and deploy exits 1 saying so.
+    bundle.write(&swarm, "broken", false);
+    let (run, tries, failures) = deploy_probed(&swarm, &bundle, &cloud);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("did not become healthy, so the swarm put the previous version back"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {tries} probes failed during the failed update:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let page = swarm
+        .fetch(0, &cloud)
+        .expect("the cloud after the rollback");
+    assert!(
+        page.contains("bonjour"),
+        "the previous version serves: {page}"
+    );
+    eprintln!("swarm rolling update: {tries} probes over the failed update, none failed");
+}
+
+#[test]
+fn a_lost_worker_moves_its_stateless_service_and_its_pinned_ones_come_back_with_their_data() {
+    let (swarm, bundle) = swarm_with_bundle("loss");
+
+    bundle.json(&["deploy", "--format", "json"]);
+    let on = placed(&bundle.json(&["status", "--format", "json"]));
+    let proxy = on
+        .keys()
+        .find(|k| k.ends_with("-proxy-proxy"))
+        .expect("the proxy runs")
+        .clone();
+    let (lost, other) = if on[&proxy] == swarm.hostname(1) {
+        (1, 2)
+    } else {
+        (2, 1)
+    };
+    let pinned_there: Vec<String> = on
+        .iter()
+        .filter(|(k, v)| **v == swarm.hostname(lost) && **k != proxy)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        !pinned_there.is_empty(),
+        "a pinned service shares the proxy's node: {on:?}"
+    );
+    // A mark in every volume of the lost node: its data.
+    let volumes = swarm.docker(
+        lost,
+        &["volume", "ls", "-q", "--filter", "label=voisin.association"],
+    );
+    assert!(
+        !volumes.is_empty(),
+        "the pinned services' volumes are on their node"
+    );
+    mark_volumes(&swarm, lost, &volumes);
+
+    let killed = Instant::now();
+    swarm.kill(lost);
+    // Through the proxy, now on the other node, to the service pinned
+    // there (the board is on node 1, the cloud on node 2).
+    let port = if lost == 1 { 8081 } else { 8080 };
+    let elsewhere = format!("http://{}:{port}/", swarm.addr(other));
+    wait_until(
+        Duration::from_mins(1),
+        "the proxy serving from the other node",
+        || swarm.fetch(0, &elsewhere).map(|_| ()),
+    );
+    let moved = killed.elapsed();
+    let status = bundle.voisin(&["status", "--format", "json"]);
+    assert_eq!(
+        status.code, 1,
+        "status exits 1 while a service is down:\n{}",
+        status.stdout
+    );
+    let status = status.json();
+    for name in &pinned_there {
+        let s = status["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            s["state"], "down",
+            "{name} pinned to the lost node: {status}"
+        );
+        assert_eq!(s["pinned"], swarm.hostname(lost), "{status}");
+    }
+    let node = status["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["node"] == swarm.hostname(lost)))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(node["state"], "down", "{status}");
+
+    let booted = Instant::now();
+    swarm.start(lost);
+    wait_until(
+        Duration::from_secs(90),
+        "every service running again",
+        || {
+            let run = bundle.voisin(&["status", "--format", "json"]);
+            if run.code == 0 {
+                Ok(())
+            } else {
+                Err(run.stdout)
+            }
+        },
+    );
+    let back = booted.elapsed();
+    assert_marks_kept(&swarm, lost, &volumes);
+    // One copy of each pinned service, on its node: none started twice.
+    let on = placed(&bundle.json(&["status", "--format", "json"]));
+    for name in &pinned_there {
+        assert_eq!(on[name], swarm.hostname(lost), "{on:?}");
+    }
+    eprintln!(
+        "swarm node loss: the proxy served from another node {moved:.1?} after the kill; \
+         every service healthy {back:.1?} after the node's boot"
+    );
+}
+
+/// How many copies of each service run, from `status --format json`.
+fn copies(status: &serde_json::Value) -> std::collections::BTreeMap<String, usize> {
+    status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let running = s["tasks"]
+                .as_array()?
+                .iter()
+                .filter(|t| t["state"] == "running")
+                .count();
+            Some((s["name"].as_str()?.to_string(), running))
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_cut_off_for_thirty_seconds_comes_back_with_no_second_copy_and_no_data_lost() {
+    let (swarm, bundle) = swarm_with_bundle("cut");
+    let image = busybox_image();
+    bundle.json(&["deploy", "--format", "json"]);
+    let on = placed(&bundle.json(&["status", "--format", "json"]));
+    let db = on
+        .keys()
+        .find(|k| k.ends_with("-cloud-db"))
+        .expect("the database runs")
+        .clone();
+    let cut = if on[&db] == swarm.hostname(1) { 1 } else { 2 };
+    let volumes = swarm.docker(
+        cut,
+        &["volume", "ls", "-q", "--filter", "label=voisin.association"],
+    );
+    mark_volumes(&swarm, cut, &volumes);
+
+    swarm.cut(cut);
+    wait_until(Duration::from_secs(20), "the cut node Down", || {
+        status_is(&swarm, cut, "down")
+    });
+    std::thread::sleep(Duration::from_secs(30));
+    swarm.heal(cut);
+    let healed = Instant::now();
+    wait_until(
+        Duration::from_secs(90),
+        "every service running once again",
+        || {
+            let run = bundle.voisin(&["status", "--format", "json"]);
+            let counts = copies(&run.json());
+            if run.code == 0 && counts.values().all(|n| *n == 1) {
+                Ok(())
+            } else {
+                Err(format!("{counts:?}\n{}", run.stdout))
+            }
+        },
+    );
+    let converged = healed.elapsed();
+    // The pinned services are where they were, once each, with their data.
+    let after = placed(&bundle.json(&["status", "--format", "json"]));
+    for (name, node) in &on {
+        if *node == swarm.hostname(cut) && !name.ends_with("-proxy-proxy") {
+            assert_eq!(&after[name], node, "{after:?}");
+        }
+    }
+    assert_marks_kept(&swarm, cut, &volumes);
+    let rows = swarm.docker(
+        cut,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}-data:/d", db.trim_end_matches("-db")),
+            image,
+            "/bin/busybox",
+            "cat",
+            "/d/rows",
+        ],
+    );
+    assert_eq!(rows, "first-row");
+    // Every service as the manifest says; only an after-start step may
+    // run again, in a copy the swarm started anew (its guard skips it).
+    let plan = bundle.json(&["plan", "--format", "json"]);
+    let services = plan["plan"]["services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(services.iter().all(|s| s["action"] == "keep"), "{plan}");
+    eprintln!("swarm partition: converged {converged:.1?} after the heal");
+}
