@@ -973,7 +973,12 @@ pub async fn restore_volumes<'d>(
     .await?;
     for spec in users.iter().rev() {
         reporter.note(&format!("stopping {}", spec.name));
-        engine.stop(&spec.name, spec.stop_grace_seconds).await?;
+        match engine.stop(&spec.name, spec.stop_grace_seconds).await {
+            // Gone already (an upgrade interrupted mid-replacement, being
+            // rolled back): nothing of it writes to the volume.
+            Err(e) if e.is_not_found() => {}
+            other => other?,
+        }
     }
     for (volume, _) in &service.volumes {
         reporter.begin(volume, &format!("restoring the volume {volume}"));
