@@ -148,19 +148,7 @@ pub fn container(spec: &ContainerSpec) -> (ContainerCreateBody, Vec<(String, Vec
                 host_port: Some(p.host.to_string()),
             });
     }
-    let ns = |s: u64| i64::try_from(s.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
-    let healthcheck = spec.health.as_ref().map(|h| {
-        let mut test = vec!["CMD".to_string()];
-        test.extend(h.test.iter().cloned());
-        HealthConfig {
-            test: Some(test),
-            interval: Some(ns(h.interval_seconds)),
-            timeout: Some(ns(h.timeout_seconds)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(ns(h.start_period_seconds)),
-            ..Default::default()
-        }
-    });
+    let healthcheck = spec.health.as_ref().map(health_config);
     let mounts = all_mounts(spec)
         .into_iter()
         .map(|m| EngineMount {
@@ -217,6 +205,21 @@ pub fn container(spec: &ContainerSpec) -> (ContainerCreateBody, Vec<(String, Vec
         ..Default::default()
     };
     (body, more)
+}
+
+/// The engine's form of a health check, for a container or a swarm service.
+pub fn health_config(h: &crate::render::state::HealthSpec) -> HealthConfig {
+    let ns = |s: u64| i64::try_from(s.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
+    let mut test = vec!["CMD".to_string()];
+    test.extend(h.test.iter().cloned());
+    HealthConfig {
+        test: Some(test),
+        interval: Some(ns(h.interval_seconds)),
+        timeout: Some(ns(h.timeout_seconds)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(ns(h.start_period_seconds)),
+        ..Default::default()
+    }
 }
 
 fn restart_policy(name: &str) -> RestartPolicyNameEnum {

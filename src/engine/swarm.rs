@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use base64::Engine as _;
 use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EndpointSpecModeEnum, HealthConfig, Ipam, IpamConfig, Limit, Mount as EngineMount, MountType,
+    EndpointSpecModeEnum, Ipam, IpamConfig, Limit, Mount as EngineMount, MountType,
     NetworkAttachmentConfig, NetworkCreateRequest, NodeSpec, SecretSpec, ServiceSpec,
     ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
@@ -431,18 +431,7 @@ fn rollout(
 fn service_spec(request: &ServiceRequest<'_>) -> ServiceSpec {
     let spec = request.spec;
     let (configs, secrets) = file_refs(&request.files);
-    let health_check = spec.health.as_ref().map(|h| {
-        let mut test = vec!["CMD".to_string()];
-        test.extend(h.test.iter().cloned());
-        HealthConfig {
-            test: Some(test),
-            interval: Some(ns(h.interval_seconds)),
-            timeout: Some(ns(h.timeout_seconds)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(ns(h.start_period_seconds)),
-            ..Default::default()
-        }
-    });
+    let health_check = spec.health.as_ref().map(super::create::health_config);
     let mounts = mounts(spec);
     let container = TaskSpecContainerSpec {
         image: Some(spec.image.clone()),
