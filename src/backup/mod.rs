@@ -14,9 +14,10 @@ pub mod agent;
 pub mod keep;
 pub mod repo;
 pub mod source;
+pub mod swarm;
 pub mod tree;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +123,43 @@ fn local(e: impl std::fmt::Display) -> BackupError {
     BackupError::Local(e.to_string())
 }
 
+/// Where a service's containers are found: on one engine, or on a swarm
+/// each on the node that runs its task. Helpers run on `home`, the engine
+/// that holds the service's volumes.
+#[derive(Clone)]
+pub struct Places {
+    /// The engine that holds the volumes.
+    pub home: Arc<Engine>,
+    /// Containers found elsewhere than under their own name on `home`: the
+    /// engine that runs each, and its id there.
+    away: HashMap<String, (Arc<Engine>, String)>,
+}
+
+impl Places {
+    /// Everything on one engine, each container under its own name.
+    pub fn one(engine: &Arc<Engine>) -> Self {
+        Self {
+            home: engine.clone(),
+            away: HashMap::new(),
+        }
+    }
+
+    /// `home`, with `container` found on `engine` as `id`.
+    #[must_use]
+    pub fn with(mut self, container: &str, engine: &Arc<Engine>, id: &str) -> Self {
+        self.away
+            .insert(container.to_string(), (engine.clone(), id.to_string()));
+        self
+    }
+
+    /// The engine that runs `container`, and the name or id it has there.
+    pub fn of<'a>(&'a self, container: &'a str) -> (&'a Arc<Engine>, &'a str) {
+        self.away
+            .get(container)
+            .map_or((&self.home, container), |(e, id)| (e, id.as_str()))
+    }
+}
+
 /// Which helper container, for which service and purpose.
 pub fn helper_name(association: &str, purpose: &str, service: &str) -> String {
     format!("{association}-voisin-{purpose}-{service}")
@@ -171,11 +209,12 @@ pub fn chosen<'a>(
 
 /// Runs steps in order; the first that fails stops them.
 pub async fn run_steps(
-    engine: &Engine,
+    places: &Places,
     steps: &[Exec],
     reporter: &Arc<dyn Reporter>,
 ) -> Result<(), DeployError> {
     for step in steps {
+        let (engine, container) = places.of(&step.container);
         let env: Vec<String> = step
             .env
             .iter()
@@ -185,13 +224,7 @@ pub async fn run_steps(
         reporter.begin(&what, &what);
         if !step.unless.is_empty()
             && engine
-                .exec(
-                    &step.container,
-                    &step.unless,
-                    step.user.as_deref(),
-                    &env,
-                    None,
-                )
+                .exec(container, &step.unless, step.user.as_deref(), &env, None)
                 .await?
                 .code
                 == 0
@@ -200,13 +233,7 @@ pub async fn run_steps(
             continue;
         }
         let out = engine
-            .exec(
-                &step.container,
-                &step.command,
-                step.user.as_deref(),
-                &env,
-                None,
-            )
+            .exec(container, &step.command, step.user.as_deref(), &env, None)
             .await?;
         if out.code != 0 {
             reporter.failed(&what, &what);
@@ -255,12 +282,32 @@ async fn start_helper(
 
 /// What the leftovers of interrupted runs owe: a backup's `after` steps
 /// (maintenance mode off), a restore's service started again. Run under
-/// the lock by every command that takes it.
+/// the lock by every command that takes it; `interrupted` names what the
+/// run that died (or was stopped with Ctrl-C) was doing, when known.
 pub async fn recover(
+    engine: &Arc<Engine>,
+    desired: &DesiredState,
+    reporter: &Arc<dyn Reporter>,
+    interrupted: Option<&str>,
+) -> Result<(), BackupError> {
+    if let Some(command) = interrupted {
+        await_in_flight(engine, desired, command).await?;
+    }
+    recover_with(&Places::one(engine), engine, desired, reporter)
+        .await
+        .map(|_| ())
+}
+
+/// [`recover`] of the helpers on `engine`, with the service's containers
+/// found through `places` (on a swarm, each on its own node). Gives the
+/// services whose restore was interrupted.
+pub async fn recover_with(
+    places: &Places,
     engine: &Engine,
     desired: &DesiredState,
     reporter: &Arc<dyn Reporter>,
-) -> Result<(), BackupError> {
+) -> Result<Vec<String>, BackupError> {
+    let mut restores = Vec::new();
     let containers = engine.containers(&desired.domain).await?;
     for c in containers {
         let Some(kind) = c.labels.get(KIND_LABEL) else {
@@ -274,11 +321,12 @@ pub async fn recover(
             continue;
         };
         match kind.as_str() {
+            "probe" => engine.remove(&c.name).await?,
             "backup" => {
                 reporter.note(&format!(
                     "an interrupted backup of `{service}` left its `after` steps undone: running them"
                 ));
-                run_steps(engine, &b.after, reporter).await?;
+                run_steps(places, &b.after, reporter).await?;
                 engine.remove(&c.name).await?;
             }
             "restore" => {
@@ -287,14 +335,17 @@ pub async fn recover(
                 ));
                 engine.remove(&c.name).await?;
                 for spec in desired.containers.iter().filter(|s| s.service == service) {
+                    // Started already (304), or not a container of this
+                    // engine (a swarm's task, started by scaling: 404).
                     engine.start(&spec.name).await.or_else(|e| {
-                        if e.status() == Some(304) {
+                        if e.status() == Some(304) || e.is_not_found() {
                             Ok(())
                         } else {
                             Err(e)
                         }
                     })?;
                 }
+                restores.push(service);
             }
             "verify" => {
                 engine.remove(&c.name).await?;
@@ -307,22 +358,72 @@ pub async fn recover(
             _ => {}
         }
     }
+    Ok(restores)
+}
+
+/// The engine finishes a request whose sender died: a helper that a
+/// killed run asked for can appear after the next command has looked.
+/// Its name is reserved from the start of the request, though, so trying
+/// to create a container of that name tells: a conflict means one exists
+/// or is on its way, and it is waited for, so that the look that follows
+/// sees it. Only after a run that died, for the helpers its command makes.
+async fn await_in_flight(
+    engine: &Engine,
+    desired: &DesiredState,
+    command: &str,
+) -> Result<(), BackupError> {
+    let purposes: &[&str] = if command.contains("verify") {
+        &["verify"]
+    } else if command.contains("restore") || command.contains("upgrade") {
+        &["backup", "restore"]
+    } else if command.contains("backup") {
+        &["backup"]
+    } else {
+        &[]
+    };
+    let mut labels = BTreeMap::from([
+        (ASSOCIATION_LABEL.to_string(), desired.domain.clone()),
+        (KIND_LABEL.to_string(), "probe".to_string()),
+    ]);
+    for purpose in purposes {
+        for service in &desired.backups {
+            let name = helper_name(&desired.association, purpose, &service.service);
+            labels.insert("voisin.service".into(), service.service.clone());
+            let body = crate::engine::create::marker(&labels);
+            match engine.create_container(&name, body, &[]).await {
+                Ok(_) => engine.remove(&name).await?,
+                Err(e) if e.is_conflict() => {
+                    // Bounded: a create takes well under a second; past
+                    // the bound the look below finds it or it is gone.
+                    for _ in 0..100 {
+                        if engine.container(&name).await?.is_some() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     Ok(())
 }
 
-/// Whether interrupted backups or restores left helpers (and so owe
-/// something that [`recover`] does).
+/// Whether interrupted backups or restores left helpers, or a run died
+/// holding the lock (and so something may be owed that [`recover`] does).
 pub async fn leftovers(engine: &Engine, desired: &DesiredState) -> Result<bool, EngineError> {
     Ok(engine.containers(&desired.domain).await?.iter().any(|c| {
-        c.labels
-            .get(KIND_LABEL)
-            .is_some_and(|k| matches!(k.as_str(), "backup" | "restore" | "verify"))
+        c.labels.get(KIND_LABEL).is_some_and(|k| match k.as_str() {
+            "backup" | "restore" | "verify" | "probe" => true,
+            "lock" => crate::deploy::lock::is_stale(&c.labels),
+            _ => false,
+        })
     }))
 }
 
 /// Refuses a service whose volumes the engine does not have: mounting
 /// them would make empty, unlabelled ones.
-async fn volumes_exist(
+pub(crate) async fn volumes_exist(
     engine: &Engine,
     desired: &DesiredState,
     service: &ServiceBackup,
@@ -359,7 +460,7 @@ pub struct Taken {
 /// Backs one service up: `before`, dumps and volumes into one snapshot,
 /// `after` whatever happened. Nothing of a failed backup is kept.
 pub async fn backup_service(
-    engine: &Arc<Engine>,
+    places: &Places,
     desired: &DesiredState,
     service: &ServiceBackup,
     repo: &Arc<Repo>,
@@ -367,6 +468,7 @@ pub async fn backup_service(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Taken, BackupError> {
     let started = Instant::now();
+    let engine = &places.home;
     volumes_exist(engine, desired, service).await?;
     let helper = helper_name(&desired.association, "backup", &service.service);
     // The helper reads the volumes, and marks that `after` is owed: a
@@ -391,11 +493,11 @@ pub async fn backup_service(
         .await?;
     }
     let taken = async {
-        run_steps(engine, &service.before, reporter).await?;
-        take(engine, desired, service, repo, reason, &helper, reporter).await
+        run_steps(places, &service.before, reporter).await?;
+        take(places, desired, service, repo, reason, &helper, reporter).await
     }
     .await;
-    let after = run_steps(engine, &service.after, reporter).await;
+    let after = run_steps(places, &service.after, reporter).await;
     if after.is_ok() && needs_helper {
         engine.remove(&helper).await?;
     }
@@ -522,22 +624,22 @@ async fn serve_volumes(
     Ok((rx, req_tx))
 }
 
-async fn take(
-    engine: &Arc<Engine>,
-    desired: &DesiredState,
+/// Starts each of the service's dumps in its container, its output pumped
+/// into a reader for the snapshot.
+async fn start_dumps(
+    places: &Places,
     service: &ServiceBackup,
-    repo: &Arc<Repo>,
-    reason: &str,
-    helper: &str,
+    problems: &Problems,
+    pumps: &mut Vec<tokio::task::JoinHandle<()>>,
     reporter: &Arc<dyn Reporter>,
-) -> Result<Snapshot, BackupError> {
-    let problems = Problems::default();
-    let mut pumps = Vec::new();
+) -> Result<Vec<(String, ChannelReader)>, BackupError> {
     let mut dumps = Vec::new();
     for d in &service.dumps {
         reporter.note(&format!("dumping {} from {}", d.file, d.container));
+        let (engine, container) = places.of(&d.container);
+        let user = d.user.as_deref();
         let stream = engine
-            .exec_stream(&d.container, &d.command, d.user.as_deref(), false)
+            .exec_stream(container, &d.command, user, false)
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(32);
         let what = format!("the dump `{}` in `{}`", d.file, d.container);
@@ -550,10 +652,25 @@ async fn take(
         )));
         dumps.push((d.file.clone(), ChannelReader::new(rx)));
     }
+    Ok(dumps)
+}
+
+async fn take(
+    places: &Places,
+    desired: &DesiredState,
+    service: &ServiceBackup,
+    repo: &Arc<Repo>,
+    reason: &str,
+    helper: &str,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<Snapshot, BackupError> {
+    let problems = Problems::default();
+    let mut pumps = Vec::new();
+    let dumps = start_dumps(places, service, &problems, &mut pumps, reporter).await?;
     let volumes = if service.volumes.is_empty() {
         None
     } else {
-        Some(serve_volumes(engine, helper, &problems, &mut pumps).await?)
+        Some(serve_volumes(&places.home, helper, &problems, &mut pumps).await?)
     };
 
     let parent = snapshots_of(repo, &desired.domain)
@@ -910,7 +1027,8 @@ pub async fn restore_service(
     reporter: &Arc<dyn Reporter>,
 ) -> Result<(), BackupError> {
     volumes_exist(engine, desired, service).await?;
-    run_steps(engine, &service.restore_before, reporter).await?;
+    let places = Places::one(engine);
+    run_steps(&places, &service.restore_before, reporter).await?;
     let users = restore_volumes(engine, desired, service, repo, snap, reporter).await?;
     for spec in &users {
         engine.start(&spec.name).await?;
@@ -918,11 +1036,14 @@ pub async fn restore_service(
     for spec in &users {
         crate::deploy::health::wait(engine, spec, &spec.name).await?;
     }
-    restore_dumps(engine, service, repo, snap, reporter).await
+    restore_dumps(&places, service, repo, snap, reporter).await
 }
 
 /// The containers of `service` that mount the volumes it backs up.
-fn volume_users<'d>(desired: &'d DesiredState, service: &ServiceBackup) -> Vec<&'d ContainerSpec> {
+pub(crate) fn volume_users<'d>(
+    desired: &'d DesiredState,
+    service: &ServiceBackup,
+) -> Vec<&'d ContainerSpec> {
     let volume_names: Vec<&str> = service.volumes.iter().map(|(_, v)| v.as_str()).collect();
     desired
         .containers
@@ -1000,26 +1121,26 @@ pub async fn restore_volumes<'d>(
 /// The end of a restore, once the service runs again: the dumps loaded,
 /// then `restore.after`.
 pub async fn restore_dumps(
-    engine: &Arc<Engine>,
+    places: &Places,
     service: &ServiceBackup,
     repo: &Arc<Repo>,
     snap: &SnapshotFile,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<(), BackupError> {
     for load in &service.loads {
-        load_dump(engine, repo, snap, load, reporter)
+        load_dump(places, repo, snap, load, reporter)
             .await
             .map_err(|message| BackupError::Restore {
                 service: service.service.clone(),
                 message,
             })?;
     }
-    run_steps(engine, &service.restore_after, reporter).await?;
+    run_steps(places, &service.restore_after, reporter).await?;
     Ok(())
 }
 
 async fn load_dump(
-    engine: &Arc<Engine>,
+    places: &Places,
     repo: &Arc<Repo>,
     snap: &SnapshotFile,
     load: &DumpSpec,
@@ -1032,9 +1153,10 @@ async fn load_dump(
     let repo = repo.clone();
     let tree = snap.tree;
     let path = format!("dumps/{}", load.file);
+    let (engine, container) = places.of(&load.container);
     feed(
         engine,
-        &load.container,
+        container,
         &load.command,
         load.user.as_deref(),
         move |w| {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::backup::repo::{self, Location, Repo, Snapshot};
+use crate::backup::swarm::Ground;
 use crate::backup::{self, BackupError, Verified, VerifiedRestore};
 use crate::cli::{
     AgentCommand, BackupArgs, BackupCommand, Format, GlobalArgs, PruneArgs, RestoreArgs, VerifyArgs,
@@ -82,12 +83,13 @@ async fn locked<T>(
     )
     .await?;
     let result = async {
-        backup::recover(engine, desired, reporter).await?;
+        backup::recover(engine, desired, reporter, held.took_over.as_deref()).await?;
         tokio::select! {
             r = work => r,
             _ = tokio::signal::ctrl_c() => {
                 reporter.note("interrupted: switching maintenance mode off and cleaning up");
-                backup::recover(engine, desired, reporter).await?;
+                // Our own requests may still be in the engine's hands.
+                backup::recover(engine, desired, reporter, Some(what)).await?;
                 Err(BackupError::Interrupted)
             }
         }
@@ -107,14 +109,38 @@ pub fn backup(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome>
     }
 }
 
+/// Where the work runs: the engine, or the swarm it manages when the
+/// manifest says so.
+fn connect_ground(global: &GlobalArgs) -> anyhow::Result<Result<(Connected, Ground), Outcome>> {
+    let c = match connect(global)? {
+        Ok(c) => c,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
+    let Some(section) = super::swarm::section(&c) else {
+        let engine = Arc::new(c.engine.clone());
+        return Ok(Ok((c, Ground::One(engine))));
+    };
+    let base = super::swarm::base(&c);
+    let swarm = c.runtime.block_on(crate::deploy::swarm::connect(
+        c.engine.clone(),
+        &section,
+        &base,
+        &c.reporter,
+    ))?;
+    Ok(Ok((c, Ground::Swarm(swarm))))
+}
+
 fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
-    let Connected {
-        bundle,
-        desired,
-        engine,
-        runtime,
-        reporter,
-    } = match connect(global)? {
+    let (
+        Connected {
+            bundle,
+            desired,
+            runtime,
+            reporter,
+            ..
+        },
+        ground,
+    ) = match connect_ground(global)? {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
@@ -124,14 +150,14 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
     let services = backup::chosen(&desired, &args.services)?;
     let (location, password) = repository(&bundle)?;
     let _settle = Settle(&location);
-    let engine = Arc::new(engine);
     let results = runtime.block_on(locked(
-        &engine,
+        ground.lock_engine(),
         &desired,
         &reporter,
         "backup",
         args.force_unlock,
         async {
+            ground.recover_nodes(&desired, &reporter).await?;
             let repo = open(&location, &password, true, &reporter).await?;
             let stale = backup::forget_incomplete_of(&repo, &desired.domain).await?;
             if stale > 0 {
@@ -141,8 +167,13 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
             }
             let mut results = Vec::new();
             for s in &services {
-                let r =
-                    backup::backup_service(&engine, &desired, s, &repo, "backup", &reporter).await;
+                let r = match ground.places(&desired, Some(s)).await {
+                    Ok(places) => {
+                        backup::backup_service(&places, &desired, s, &repo, "backup", &reporter)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 results.push((s.service.clone(), r));
             }
             Ok(results)
@@ -428,13 +459,16 @@ fn prune(global: &GlobalArgs, args: &PruneArgs, common: &BackupArgs) -> anyhow::
 
 /// `voisin restore [SNAPSHOT] [SERVICE...]`.
 pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcome> {
-    let Connected {
-        bundle,
-        desired,
-        engine,
-        runtime,
-        reporter,
-    } = match connect(global)? {
+    let (
+        Connected {
+            bundle,
+            desired,
+            runtime,
+            reporter,
+            ..
+        },
+        ground,
+    ) = match connect_ground(global)? {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
@@ -467,14 +501,14 @@ pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcom
     if args.force_unlock {
         super::deploy::confirm_unlock(args.yes)?;
     }
-    let engine = Arc::new(engine);
     let done = runtime.block_on(locked(
-        &engine,
+        ground.lock_engine(),
         &desired,
         &reporter,
         "restore",
         args.force_unlock,
         async {
+            ground.recover_nodes(&desired, &reporter).await?;
             let repo = open(&location, &password, false, &reporter).await?;
             let snapshots: Vec<_> = backup::snapshots_of(&repo, &desired.domain).await?;
             let plan = restore_plan(&desired, &snapshots, wanted.as_deref(), &names)?;
@@ -484,13 +518,16 @@ pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcom
                     "safety snapshot of {} before restoring",
                     service.service
                 ));
+                let places = ground.places(&desired, Some(service)).await?;
                 let t =
-                    backup::backup_service(&engine, &desired, service, &repo, "safety", &reporter)
+                    backup::backup_service(&places, &desired, service, &repo, "safety", &reporter)
                         .await?;
                 reporter.note(&format!("safety snapshot {} taken", t.snapshot.short_id));
             }
             for (service, snap) in &plan {
-                backup::restore_service(&engine, &desired, service, &repo, snap, &reporter).await?;
+                ground
+                    .restore_service(&desired, service, &repo, snap, &reporter)
+                    .await?;
                 done.push((service.service.clone(), Snapshot::from_file(snap)));
             }
             Ok(done)

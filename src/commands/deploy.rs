@@ -146,7 +146,7 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
         // Under the lock, look again: another admin may have deployed.
         let outcome = async {
             // An interrupted backup may have left maintenance mode on.
-            crate::backup::recover(&engine, &desired, &reporter).await?;
+            crate::backup::recover(&engine, &desired, &reporter, held.took_over.as_deref()).await?;
             // An interrupted upgrade is rolled back (or, done, closed).
             Box::pin(super::upgrade::settle(&mut bundle, &engine, &reporter)).await?;
             let observed = deploy::observe(&engine, &desired).await?;

@@ -20,7 +20,8 @@ pub(super) fn section(c: &Connected) -> Option<crate::manifest::Swarm> {
         .and_then(|e| e.swarm.clone())
 }
 
-fn base(c: &Connected) -> std::path::PathBuf {
+/// The folder the manifest is in, which relative paths start from.
+pub(super) fn base(c: &Connected) -> std::path::PathBuf {
     c.bundle
         .path
         .parent()
@@ -34,7 +35,7 @@ fn calls(swarm: &Swarm) -> (u64, u64) {
         .nodes
         .iter()
         .filter_map(|(_, e)| e.as_ref())
-        .map(crate::engine::Engine::calls)
+        .map(|e| e.calls())
         .fold(swarm.manager.calls(), |(r, w), (r2, w2)| (r + r2, w + w2))
 }
 
@@ -202,12 +203,13 @@ pub(super) fn status(
 ) -> anyhow::Result<Outcome> {
     let base = base(&c);
     let Connected {
+        bundle,
         desired,
         engine,
         runtime,
         reporter,
-        ..
     } = c;
+    let ages = super::backup::ages(&bundle, &desired);
     let (swarm, observed) = runtime.block_on(async {
         let swarm = swarm::connect(engine, section, &base, &reporter).await?;
         let observed = Box::pin(swarm::observe(&swarm, &desired)).await?;
@@ -279,10 +281,14 @@ pub(super) fn status(
                 "services": services,
                 "urls": desired.urls,
                 "down": down,
+                "backups": super::backup::ages_json(&ages),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
-        Format::Text => print_status(&mut out, &nodes, &services, &desired.urls)?,
+        Format::Text => {
+            print_status(&mut out, &nodes, &services, &desired.urls)?;
+            super::backup::print_ages(&mut out, &ages)?;
+        }
     }
     Ok(if down {
         Outcome::Failed

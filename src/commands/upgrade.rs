@@ -84,7 +84,7 @@ pub fn run(global: &GlobalArgs, args: &UpgradeArgs) -> anyhow::Result<Outcome> {
         )
         .await?;
         let result = async {
-            backup::recover(&engine, &desired, &reporter).await?;
+            backup::recover(&engine, &desired, &reporter, held.took_over.as_deref()).await?;
             Box::pin(settle(&mut bundle, &engine, &reporter)).await?;
             let mut done = Vec::new();
             for p in &chosen {
@@ -380,12 +380,19 @@ async fn safety_snapshot(
     };
     let repo = repository(bundle, service, reporter).await?;
     reporter.note(&format!("safety snapshot of `{service}` before upgrading"));
-    let taken = backup::backup_service(engine, old, b, &repo, "upgrade", reporter)
-        .await
-        .map_err(|cause| UpgradeError::Snapshot {
-            service: service.to_string(),
-            cause: Box::new(cause),
-        })?;
+    let taken = backup::backup_service(
+        &backup::Places::one(engine),
+        old,
+        b,
+        &repo,
+        "upgrade",
+        reporter,
+    )
+    .await
+    .map_err(|cause| UpgradeError::Snapshot {
+        service: service.to_string(),
+        cause: Box::new(cause),
+    })?;
     reporter.note(&format!(
         "safety snapshot {} taken",
         taken.snapshot.short_id

@@ -67,6 +67,10 @@ impl LockError {
 #[derive(Debug)]
 pub struct Lock {
     name: String,
+    /// What the run whose dead lock this one took over was doing: its
+    /// requests may still be in the engine's hands (see
+    /// [`crate::backup::recover`]).
+    pub took_over: Option<String>,
 }
 
 /// The lock's container name for an association.
@@ -148,16 +152,11 @@ pub async fn acquire(
 ) -> Result<Lock, LockError> {
     let name = name(slug);
     let me = Holder::me(command);
+    let mut took_over = None;
     for _ in 0..3 {
-        let body = bollard::models::ContainerCreateBody {
-            image: Some(crate::engine::build::TOOL_IMAGE.to_string()),
-            cmd: Some(vec!["/voisin-tool".into()]),
-            labels: Some(me.labels(domain).into_iter().collect()),
-            network_disabled: Some(true),
-            ..Default::default()
-        };
+        let body = crate::engine::create::marker(&me.labels(domain));
         match engine.create_container(&name, body, &[]).await {
-            Ok(_) => return Ok(Lock { name }),
+            Ok(_) => return Ok(Lock { name, took_over }),
             Err(e) if e.is_conflict() => {
                 let Some(held) = engine.container(&name).await? else {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -176,6 +175,7 @@ pub async fn acquire(
                 } else {
                     return Err(LockError::Held { holder });
                 }
+                took_over = Some(holder.command);
                 engine.remove(&name).await?;
             }
             Err(e) => return Err(e.into()),
@@ -184,6 +184,12 @@ pub async fn acquire(
     Err(LockError::Engine(EngineError::Failed(
         "the lock kept changing hands; try again".into(),
     )))
+}
+
+/// Whether a lock container's labels name a run that died on this
+/// machine: the lock is stale and what that run left is owed.
+pub fn is_stale(labels: &BTreeMap<String, String>) -> bool {
+    Holder::from_labels(labels).is_dead_here()
 }
 
 /// Who holds the association's lock, if anyone.

@@ -75,21 +75,11 @@ pub async fn write(
         .await
         .map_err(|e| EngineError::Failed(e.to_string()))?;
     let json = serde_json::to_string(record).map_err(|e| EngineError::Failed(e.to_string()))?;
-    let body = bollard::models::ContainerCreateBody {
-        image: Some(crate::engine::build::TOOL_IMAGE.to_string()),
-        cmd: Some(vec!["/voisin-tool".into()]),
-        labels: Some(
-            BTreeMap::from([
-                (ASSOCIATION_LABEL.to_string(), domain.to_string()),
-                (KIND_LABEL.to_string(), "record".to_string()),
-                (LABEL.to_string(), json),
-            ])
-            .into_iter()
-            .collect(),
-        ),
-        network_disabled: Some(true),
-        ..Default::default()
-    };
+    let body = crate::engine::create::marker(&BTreeMap::from([
+        (ASSOCIATION_LABEL.to_string(), domain.to_string()),
+        (KIND_LABEL.to_string(), "record".to_string()),
+        (LABEL.to_string(), json),
+    ]));
     let (current, next) = (name(slug), next(slug));
     engine.remove(&next).await?;
     engine.create_container(&next, body, &[]).await?;

@@ -26,9 +26,9 @@ use crate::render::state::{ContainerSpec, DesiredState};
 /// whose engine does not answer: a machine that is down).
 pub struct Swarm {
     /// A manager.
-    pub manager: Engine,
+    pub manager: Arc<Engine>,
     /// Each node's engine, by host name, in the manifest's order.
-    pub nodes: Vec<(String, Option<Engine>)>,
+    pub nodes: Vec<(String, Option<Arc<Engine>>)>,
     /// What the manifest says of placement.
     pub layout: Layout,
     /// Whether networks encrypt traffic between machines.
@@ -37,7 +37,7 @@ pub struct Swarm {
 
 impl Swarm {
     /// The engine of a node, if it answers.
-    pub fn node(&self, hostname: &str) -> Option<&Engine> {
+    pub fn node(&self, hostname: &str) -> Option<&Arc<Engine>> {
         self.nodes
             .iter()
             .find(|(n, _)| n == hostname)
@@ -78,7 +78,7 @@ pub async fn connect(
     let mut nodes = Vec::new();
     for (name, engine) in layout.nodes.iter().zip(engines) {
         match engine {
-            Ok(e) => nodes.push((name.clone(), Some(e))),
+            Ok(e) => nodes.push((name.clone(), Some(Arc::new(e)))),
             Err(e) => {
                 reporter.note(&format!(
                     "the engine of the node `{name}` does not answer: {e}"
@@ -88,7 +88,7 @@ pub async fn connect(
         }
     }
     Ok(Swarm {
-        manager,
+        manager: Arc::new(manager),
         nodes,
         layout,
         encrypt: swarm.encrypt,
@@ -425,7 +425,10 @@ async fn roll(
     (action, result)
 }
 
-async fn network_names(m: &Engine, domain: &str) -> Result<HashMap<String, String>, EngineError> {
+pub(crate) async fn network_names(
+    m: &Engine,
+    domain: &str,
+) -> Result<HashMap<String, String>, EngineError> {
     Ok(m.networks(domain)
         .await?
         .into_iter()
@@ -436,7 +439,7 @@ async fn network_names(m: &Engine, domain: &str) -> Result<HashMap<String, Strin
 /// Waits until a service's update is over and one copy runs healthy; a
 /// rolled-back update, or no healthy copy in time, is an error with the
 /// swarm's reason.
-async fn settle(
+pub(crate) async fn settle(
     swarm: &Swarm,
     desired: &DesiredState,
     c: &ContainerSpec,

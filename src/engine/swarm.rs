@@ -904,6 +904,40 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets how many copies of a service run, nothing else changed: 0 stops
+    /// it (its tasks end; the swarm does not start them again), 1 starts it.
+    pub async fn scale(
+        &self,
+        observed: &ObservedService,
+        replicas: i64,
+    ) -> Result<(), EngineError> {
+        let mut spec = observed.spec.clone();
+        spec.mode = Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(replicas),
+            }),
+            ..Default::default()
+        });
+        self.call(
+            Kind::Write,
+            &format!(
+                "POST /services/{}/update (replicas {replicas})",
+                observed.name
+            ),
+            self.docker.update_service(
+                &observed.id,
+                spec,
+                UpdateServiceOptions {
+                    version: i32::try_from(observed.version).unwrap_or_default(),
+                    ..Default::default()
+                },
+                None,
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Removes a service; one already gone is fine.
     pub async fn remove_service(&self, name: &str) -> Result<(), EngineError> {
         match self

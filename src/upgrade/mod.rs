@@ -402,8 +402,9 @@ pub async fn switch(
         deploy::apply(engine, new, &plan, reporter).await?;
     }
     if let Some(path) = path {
-        backup::run_steps(engine, &path.steps, reporter).await?;
-        backup::run_steps(engine, &path.checks, reporter).await?;
+        let places = backup::Places::one(&Arc::new(engine.clone()));
+        backup::run_steps(&places, &path.steps, reporter).await?;
+        backup::run_steps(&places, &path.checks, reporter).await?;
     }
     Ok(())
 }
@@ -449,7 +450,7 @@ pub async fn rollback(
         deploy::apply(engine, old, &plan, reporter).await?;
     }
     if let (Some((repo, snap)), Some(b)) = (snapshot, backed_up) {
-        backup::restore_dumps(engine, b, repo, snap, reporter).await?;
+        backup::restore_dumps(&backup::Places::one(engine), b, repo, snap, reporter).await?;
     }
     Ok(())
 }

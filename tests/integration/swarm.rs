@@ -560,15 +560,24 @@ impl SwarmBundle {
              \x20   encrypt: false\n\
              services:\n  board:\n    use: voisin-board\n    host: pret.{domain}\n\
              \x20 cloud:\n    use: swarm-cloud\n    host: cloud.{domain}\n    settings:\n      greeting: {greeting}\n      healthy: {healthy}\n\
-             proxy:\n  use: swarm-edge\n",
+             proxy:\n  use: swarm-edge\n\
+             backup:\n  repository: {repository}\n  password_file: backup-password\n  keep: {{ last: 10 }}\n",
             name = swarm.name(),
             manager = swarm.node_host(0),
             n1 = swarm.hostname(1),
             h1 = swarm.node_host(1),
             n2 = swarm.hostname(2),
             h2 = swarm.node_host(2),
+            repository = self.dir.path().join("repository").display(),
         );
         std::fs::write(self.dir.path().join("voisin.yaml"), manifest).expect("writes the manifest");
+        let password = self.dir.path().join("backup-password");
+        std::fs::write(&password, "a swarm's backup password\n").expect("writes the password");
+        std::fs::set_permissions(
+            &password,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
     }
 
     fn voisin(&self, args: &[&str]) -> super::support::Run {
@@ -1022,6 +1031,179 @@ fn a_lost_worker_moves_its_stateless_service_and_its_pinned_ones_come_back_with_
         "swarm node loss: the proxy served from another node {moved:.1?} after the kill; \
          every service healthy {back:.1?} after the node's boot"
     );
+}
+
+/// The container of `service`'s running copy on `node`.
+fn task_container(swarm: &Swarm, node: usize, service: &str) -> String {
+    swarm.docker(
+        node,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+        ],
+    )
+}
+
+/// What `sh -c script` prints, run as root in `container` on `node`.
+fn sh_in(swarm: &Swarm, node: usize, container: &str, script: &str) -> String {
+    swarm.docker(
+        node,
+        &[
+            "exec",
+            "-u",
+            "0",
+            container,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
+/// Fails if a node has a helper of `kind` (`backup`, `restore`) left.
+fn assert_no_helper(swarm: &Swarm, kind: &str) {
+    for n in 0..3 {
+        let filter = format!("label=voisin.kind={kind}");
+        let helpers = swarm.docker(n, &["ps", "-aq", "--filter", &filter]);
+        assert_eq!(helpers, "", "node {n} has a {kind} helper left");
+    }
+}
+
+#[test]
+fn a_service_whose_volume_lives_on_a_worker_is_backed_up_and_restored_on_that_worker() {
+    let (swarm, bundle) = swarm_with_bundle("backup");
+    bundle.json(&["deploy", "--format", "json"]);
+    let on = placed(&bundle.json(&["status", "--format", "json"]));
+    let db_name = on
+        .keys()
+        .find(|k| k.ends_with("-cloud-db"))
+        .expect("the cloud's database runs")
+        .clone();
+    let app_name = db_name.replace("-cloud-db", "-cloud-app");
+    let node_of = |service: &str| {
+        (1..3)
+            .find(|&n| on[service] == swarm.hostname(n))
+            .expect("on a worker")
+    };
+    let (node, app_node) = (node_of(&db_name), node_of(&app_name));
+    let db = task_container(&swarm, node, &db_name);
+    sh_in(&swarm, node, &db, "echo kept > /var/lib/db/mark");
+
+    // Every service backed up where it runs: the board's dump on its node,
+    // the cloud's volume and dump on the database's.
+    let taken = bundle.json(&["backup", "--format", "json"]);
+    let services = taken["services"].as_array().cloned().unwrap_or_default();
+    for service in ["board", "cloud"] {
+        let s = services
+            .iter()
+            .find(|s| s["service"] == service)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(s["ok"], true, "{service}: {taken}");
+    }
+    // `after` ran in the app's copy, on its node; no helper is left.
+    let app = task_container(&swarm, app_node, &app_name);
+    let mark = swarm.docker_output(
+        app_node,
+        &[
+            "exec",
+            &app,
+            "/bin/busybox",
+            "test",
+            "-e",
+            "/srv/www/backup-running",
+        ],
+    );
+    assert!(!mark.status.success(), "the `after` step cleared the mark");
+    assert_no_helper(&swarm, "backup");
+
+    // The data changes; a restore puts the snapshot's back, on its node.
+    sh_in(
+        &swarm,
+        node,
+        &db,
+        "echo lost > /var/lib/db/mark; echo changed > /var/lib/db/rows; echo stray > /var/lib/db/stray",
+    );
+    let restored = bundle.json(&["restore", "--yes", "cloud", "--format", "json"]);
+    assert_eq!(restored["restored"][0]["service"], "cloud", "{restored}");
+    let db_again = task_container(&swarm, node, &db_name);
+    assert!(!db_again.is_empty(), "the database runs again on its node");
+    assert_ne!(db_again, db, "the database was stopped for the restore");
+    assert_eq!(
+        sh_in(&swarm, node, &db_again, "cat /var/lib/db/mark"),
+        "kept"
+    );
+    assert_eq!(
+        sh_in(&swarm, node, &db_again, "cat /var/lib/db/rows"),
+        "first-row"
+    );
+    assert_eq!(
+        sh_in(
+            &swarm,
+            node,
+            &db_again,
+            "test -e /var/lib/db/stray && echo there || echo gone"
+        ),
+        "gone"
+    );
+    assert_eq!(
+        sh_in(&swarm, node, &db_again, "cat /var/lib/db/rows.loaded"),
+        "first-row",
+        "the dump was loaded into the new copy"
+    );
+    assert_no_helper(&swarm, "restore");
+    settled_after_restore(&bundle);
+}
+
+/// After a restore of the cloud: its safety snapshot is in the repository,
+/// every service serves, and the next deploy has only the new copies'
+/// guarded steps to run.
+fn settled_after_restore(bundle: &SwarmBundle) {
+    // The safety snapshot taken first is there; the service serves again,
+    // at one copy, so that a deploy has nothing to change.
+    let list = bundle.json(&["backup", "list", "--format", "json"]);
+    assert!(
+        list["snapshots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["service"] == "cloud" && s["reason"] == "safety"),
+        "{list}"
+    );
+    let status = bundle.voisin(&["status", "--format", "json"]);
+    assert_eq!(status.code, 0, "every service healthy:\n{}", status.stdout);
+    let ages = status.json()["backups"]["services"].clone();
+    assert!(
+        ages.as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["service"] == "cloud" && s["last_snapshot_age_seconds"].is_i64()),
+        "status shows the cloud's last snapshot: {ages}"
+    );
+    // The restored copies are new containers: the next deploy runs their
+    // after-start steps again (guarded by `unless`), and only that.
+    let plan = bundle.json(&["plan", "--format", "json"]);
+    let steps = plan["plan"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["reason"] == "its container was recreated"),
+        "{plan}"
+    );
+    let services = plan["plan"]["services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(services.iter().all(|s| s["action"] == "keep"), "{plan}");
+    bundle.json(&["deploy", "--format", "json"]);
+    let plan = bundle.json(&["plan", "--format", "json"]);
+    assert_eq!(plan["changes"], false, "{plan}");
 }
 
 /// How many copies of each service run, from `status --format json`.
