@@ -886,22 +886,9 @@ impl Engine {
         observed: &ObservedService,
         request: &ServiceRequest<'_>,
     ) -> Result<(), EngineError> {
-        let spec = service_spec(request);
-        self.call(
-            Kind::Write,
-            &format!("POST /services/{}/update", observed.name),
-            self.docker.update_service(
-                &observed.id,
-                spec,
-                UpdateServiceOptions {
-                    version: i32::try_from(observed.version).unwrap_or_default(),
-                    ..Default::default()
-                },
-                None,
-            ),
-        )
-        .await?;
-        Ok(())
+        let what = format!("POST /services/{}/update", observed.name);
+        self.put_service(observed, service_spec(request), &what)
+            .await
     }
 
     /// Sets how many copies of a service run, nothing else changed: 0 stops
@@ -918,12 +905,23 @@ impl Engine {
             }),
             ..Default::default()
         });
+        let what = format!(
+            "POST /services/{}/update (replicas {replicas})",
+            observed.name
+        );
+        self.put_service(observed, spec, &what).await
+    }
+
+    /// Replaces a service's spec, quoting the version it was read at.
+    async fn put_service(
+        &self,
+        observed: &ObservedService,
+        spec: ServiceSpec,
+        what: &str,
+    ) -> Result<(), EngineError> {
         self.call(
             Kind::Write,
-            &format!(
-                "POST /services/{}/update (replicas {replicas})",
-                observed.name
-            ),
+            what,
             self.docker.update_service(
                 &observed.id,
                 spec,
