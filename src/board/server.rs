@@ -55,10 +55,6 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        // An answer larger than the socket takes at once (a photo) goes out
-        // in several writes: without this, its last segment can wait for the
-        // client's delayed acknowledgement (Nagle's algorithm).
-        let _ = stream.set_nodelay(true);
         // The proxy carries every member's connections: it is not capped.
         let proxy = config.trusted_proxies.iter().any(|n| n.contains(peer.ip()));
         let cap = if proxy {
