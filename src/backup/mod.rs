@@ -293,21 +293,17 @@ pub async fn recover(
     if let Some(command) = interrupted {
         await_in_flight(engine, desired, command).await?;
     }
-    recover_with(&Places::one(engine), engine, desired, reporter)
-        .await
-        .map(|_| ())
+    recover_with(&Places::one(engine), engine, desired, reporter).await
 }
 
 /// [`recover`] of the helpers on `engine`, with the service's containers
-/// found through `places` (on a swarm, each on its own node). Gives the
-/// services whose restore was interrupted.
+/// found through `places` (on a swarm, each on its own node).
 pub async fn recover_with(
     places: &Places,
     engine: &Engine,
     desired: &DesiredState,
     reporter: &Arc<dyn Reporter>,
-) -> Result<Vec<String>, BackupError> {
-    let mut restores = Vec::new();
+) -> Result<(), BackupError> {
     let containers = engine.containers(&desired.domain).await?;
     for c in containers {
         let Some(kind) = c.labels.get(KIND_LABEL) else {
@@ -345,7 +341,6 @@ pub async fn recover_with(
                         }
                     })?;
                 }
-                restores.push(service);
             }
             "verify" => {
                 engine.remove(&c.name).await?;
@@ -358,7 +353,7 @@ pub async fn recover_with(
             _ => {}
         }
     }
-    Ok(restores)
+    Ok(())
 }
 
 /// The engine finishes a request whose sender died: a helper that a

@@ -54,16 +54,22 @@ impl Ground {
                 continue;
             }
             let places = self.places(desired, None).await?;
-            let restores = super::recover_with(&places, engine, desired, reporter).await?;
-            // An interrupted restore left its service scaled to nothing.
-            for b in desired
-                .backups
-                .iter()
-                .filter(|b| restores.contains(&b.service))
-            {
-                for spec in super::volume_users(desired, b) {
-                    scale(s, desired, spec, 1).await?;
-                }
+            super::recover_with(&places, engine, desired, reporter).await?;
+        }
+        // A service at no copies was stopped by a restore that did not
+        // finish (nothing else scales voisin's services to 0): it runs again,
+        // with whatever its volumes hold; the safety snapshot has the rest.
+        let names = swarm::network_names(&s.manager, &desired.domain).await?;
+        for service in s.manager.services(&desired.domain, &names).await? {
+            let Some(spec) = desired.containers.iter().find(|c| c.name == service.name) else {
+                continue;
+            };
+            if Engine::replicas(&service) == 0 {
+                reporter.note(&format!(
+                    "a restore of `{}` was interrupted: starting it again (run `voisin restore` to finish)",
+                    spec.service
+                ));
+                scale(s, desired, spec, 1).await?;
             }
         }
         Ok(())

@@ -157,7 +157,7 @@ fn take(global: &GlobalArgs, args: &BackupArgs) -> anyhow::Result<Outcome> {
         "backup",
         args.force_unlock,
         async {
-            ground.recover_nodes(&desired, &reporter).await?;
+            Box::pin(ground.recover_nodes(&desired, &reporter)).await?;
             let repo = open(&location, &password, true, &reporter).await?;
             let stale = backup::forget_incomplete_of(&repo, &desired.domain).await?;
             if stale > 0 {
@@ -508,7 +508,7 @@ pub fn restore(global: &GlobalArgs, args: &RestoreArgs) -> anyhow::Result<Outcom
         "restore",
         args.force_unlock,
         async {
-            ground.recover_nodes(&desired, &reporter).await?;
+            Box::pin(ground.recover_nodes(&desired, &reporter)).await?;
             let repo = open(&location, &password, false, &reporter).await?;
             let snapshots: Vec<_> = backup::snapshots_of(&repo, &desired.domain).await?;
             let plan = restore_plan(&desired, &snapshots, wanted.as_deref(), &names)?;

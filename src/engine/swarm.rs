@@ -891,6 +891,12 @@ impl Engine {
             .await
     }
 
+    /// How many copies of a service the swarm keeps running (0 for one
+    /// stopped by a restore).
+    pub fn replicas(observed: &ObservedService) -> i64 {
+        observed.compared.replicas
+    }
+
     /// Sets how many copies of a service run, nothing else changed: 0 stops
     /// it (its tasks end; the swarm does not start them again), 1 starts it.
     pub async fn scale(

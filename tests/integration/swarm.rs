@@ -1090,7 +1090,13 @@ fn a_service_whose_volume_lives_on_a_worker_is_backed_up_and_restored_on_that_wo
     };
     let (node, app_node) = (node_of(&db_name), node_of(&app_name));
     let db = task_container(&swarm, node, &db_name);
-    sh_in(&swarm, node, &db, "echo kept > /var/lib/db/mark");
+    // A mark, and enough data that a restore takes a moment.
+    sh_in(
+        &swarm,
+        node,
+        &db,
+        "echo kept > /var/lib/db/mark; head -c 30000000 /dev/urandom > /var/lib/db/bulk",
+    );
 
     // Every service backed up where it runs: the board's dump on its node,
     // the cloud's volume and dump on the database's.
@@ -1156,6 +1162,51 @@ fn a_service_whose_volume_lives_on_a_worker_is_backed_up_and_restored_on_that_wo
     );
     assert_no_helper(&swarm, "restore");
     settled_after_restore(&bundle);
+    a_killed_restore_is_settled_by_the_next_backup(&swarm, &bundle, &db_name);
+}
+
+/// A restore killed once it has stopped the database (scaled it to no
+/// copies): the next backup starts the database again, then backs it up.
+fn a_killed_restore_is_settled_by_the_next_backup(
+    swarm: &Swarm,
+    bundle: &SwarmBundle,
+    db_name: &str,
+) {
+    let replicas = || {
+        swarm.docker(
+            0,
+            &[
+                "service",
+                "inspect",
+                "--format",
+                "{{.Spec.Mode.Replicated.Replicas}}",
+                db_name,
+            ],
+        )
+    };
+    let mut restore = Command::new(assert_cmd::cargo::cargo_bin("voisin"))
+        .args(super::support::bundle_args(
+            bundle.dir.path(),
+            &["restore", "--yes", "cloud"],
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("voisin starts");
+    wait_until(
+        Duration::from_mins(1),
+        "the restore stopping the database",
+        || match replicas().as_str() {
+            "0" => Ok(()),
+            other => Err(format!("replicas {other}")),
+        },
+    );
+    let _ = restore.kill();
+    let _ = restore.wait();
+    let run = bundle.voisin(&["backup", "cloud", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("was interrupted"), "{}", run.stderr);
+    assert_eq!(replicas(), "1", "the database runs again");
 }
 
 /// After a restore of the cloud: its safety snapshot is in the repository,
