@@ -10,11 +10,13 @@
 //! process, standard input and output, signals (Ctrl-C) and the exit status
 //! stay the user's as they were.
 //!
-//! One thing still links `OpenDAL` (`rustic_backend`'s storage services) and
-//! what it reaches into `voisin`: its process constructor, which registers
-//! every service and which the linker keeps in every executable of this
-//! package. Taking it out needs the backup storage in a crate that
-//! `voisin` does not depend on (`docs/benchmarks.md`).
+//! Two more things weighed on `voisin`'s start; both are settled where the
+//! executables are made: `rustic_backend` (whose `OpenDAL`
+//! registers every storage service from a process constructor) is named
+//! only by `voisin-full`, which hands the library its storage
+//! (`backup::repo::Storage`); and `voisin` is linked at a fixed address, so
+//! that the loader has nothing to relocate (`build.rs` says why that is
+//! safe for it and not for `voisin-full`).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     ConfigOptions, Credentials, IndexedFullStatus, KeyOptions, OpenStatus, Repository,
-    RepositoryOptions,
+    RepositoryBackends, RepositoryOptions, RusticResult,
 };
 
 use crate::manifest::Backup;
@@ -22,6 +22,37 @@ pub const TAG: &str = "voisin";
 /// The tag of a snapshot still being written or found bad: never listed,
 /// never restored, removed by the next backup.
 pub const INCOMPLETE_TAG: &str = "voisin-incomplete";
+
+/// Reaches a repository's storage: `rustic_backend`'s local folder and
+/// `sftp:` services, given the repository string and its options.
+///
+/// The library does not name `rustic_backend` itself: `voisin-full` hands
+/// it over through [`provide_storage`]. `rustic_backend` brings `OpenDAL`,
+/// whose process constructor registers every storage service it knows; any
+/// executable whose crates include it carries all of them (45 MB) and pays
+/// for loading them on every start, `voisin check` included (issue 11).
+/// Named only by `voisin-full`, it stays out of `voisin`.
+pub type Storage = fn(&str, &BTreeMap<String, String>) -> RusticResult<RepositoryBackends>;
+
+static STORAGE: std::sync::OnceLock<Storage> = std::sync::OnceLock::new();
+
+/// Gives the library the way to reach repositories; `voisin-full` calls it
+/// first thing. A second call changes nothing.
+pub fn provide_storage(storage: Storage) {
+    let _ = STORAGE.set(storage);
+}
+
+/// The storage [`provide_storage`] gave; the unit tests reach it directly.
+fn storage() -> Option<Storage> {
+    #[cfg(test)]
+    provide_storage(|repository, options| {
+        rustic_backend::BackendOptions::default()
+            .repository(repository)
+            .options(options.clone())
+            .to_backends()
+    });
+    STORAGE.get().copied()
+}
 
 /// A repository that cannot be opened or used, with what to do.
 #[derive(Debug, thiserror::Error)]
@@ -269,11 +300,12 @@ pub fn open_with(
     create: bool,
     bars: Option<Bars>,
 ) -> Result<Repository<OpenStatus>, RepoError> {
-    let backends = rustic_backend::BackendOptions::default()
-        .repository(location.backend.clone())
-        .options(location.options.clone())
-        .to_backends()
-        .map_err(|e| rustic_error(location, &e))?;
+    let storage = storage().ok_or_else(|| RepoError::Rustic {
+        location: location.shown.clone(),
+        message: "this executable cannot reach backup storage: run `voisin-full`".into(),
+    })?;
+    let backends =
+        storage(&location.backend, &location.options).map_err(|e| rustic_error(location, &e))?;
     let mut options = RepositoryOptions::default();
     if location.local {
         options = options.no_cache(true);
