@@ -4,7 +4,7 @@
 # 40 × 20 MB random files. voisin streams the tree out of a Docker volume
 # through the engine's API; restic reads the same tree from disk. Both
 # write a local repository on the same disk.
-# Needs hyperfine, restic, busybox-static, GNU time and a Docker engine;
+# Needs hyperfine, restic, curl, busybox-static, GNU time and a Docker engine;
 # runs as root (it writes into the volume's folder on this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,4 +98,27 @@ rm -rf "$work/voisin-repo"
 rm -rf "$work/restic-repo" && restic init -q -r "$work/restic-repo" >/dev/null
 /usr/bin/time -f "restic first backup: %M kB" restic -q -r "$work/restic-repo" backup "$work/tree" >/dev/null
 
-cat "$work/first.md" "$work/again.md" "$work/restore.md"
+# The engine's floor: voisin does the work restic does (the same chunking,
+# hashing, compression and encryption into the same format) and, on top,
+# moves the tree through the engine. Both at once, on this machine, is what
+# no backup through the engine can beat; restic alone runs in the same
+# hyperfine run for comparison.
+echo "== the engine's floor"
+floor=$work/floor
+docker create --name voisin-bench-floor -v benchbk-cloud-files:/data voisin-test-busybox:1.0.0 /bin/busybox true >/dev/null
+trap 'docker rm -f voisin-bench-floor >/dev/null 2>&1; "$voisin" -f "$work/voisin.yaml" --catalog "$work/catalog" down --volumes --yes >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+(cd "$work/tree" && tar cf "$work/tree.tar" .)
+export work
+hyperfine --runs "$runs" --export-markdown "$work/floor.md" \
+  --prepare "rm -rf $floor-repo; restic init -q -r $floor-repo >/dev/null" \
+  -n "restic backup alone" "restic -q -r $floor-repo backup $work/tree" \
+  --prepare "rm -rf $floor-repo; restic init -q -r $floor-repo >/dev/null" \
+  -n "restic backup + the volume out through the engine" \
+  "restic -q -r $floor-repo backup $work/tree & curl -sf --unix-socket /var/run/docker.sock 'http://localhost/containers/voisin-bench-floor/archive?path=/data' >/dev/null; wait" \
+  --prepare "rm -rf $floor-out" \
+  -n "restic restore alone" "restic -q -r $work/restic-repo restore latest --target $floor-out" \
+  --prepare "rm -rf $floor-out" \
+  -n "restic restore + the tree in through the engine" \
+  "restic -q -r $work/restic-repo restore latest --target $floor-out & curl -sf -X PUT -T $work/tree.tar -H 'Content-Type: application/x-tar' --unix-socket /var/run/docker.sock 'http://localhost/containers/voisin-bench-floor/archive?path=/data' >/dev/null; wait"
+
+cat "$work/first.md" "$work/again.md" "$work/restore.md" "$work/floor.md"

@@ -89,11 +89,14 @@ hyperfine --shell bash --runs "$runs_cold" --export-json target/bench-deploy-col
 compose down -v >/dev/null 2>&1 || true
 
 v deploy
+# The engine's own floor for this bundle's shape (bench/engine-floor.py).
+python3 bench/engine-floor.py topology bench.localhost > "$work/topology.json"
 writes=$("$voisin" -f "$work/voisin.yaml" --catalog "$cat_dir" deploy --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["engine_calls"]["writes"])')
 hyperfine -N --warmup 3 --runs "$runs_noop" --export-json target/bench-deploy-noop.json \
   --command-name 'voisin deploy (nothing to change)' \
   "$voisin -q --progress never -f $work/voisin.yaml --catalog $cat_dir deploy"
 v down --volumes --yes
+python3 bench/engine-floor.py run "$work/topology.json" "$runs_cold" > target/bench-deploy-floor.json
 compose up -d >/dev/null 2>&1
 hyperfine --warmup 1 --runs 10 --export-json target/bench-deploy-compose-noop.json \
   --command-name 'docker-compose up -d (nothing to change)' \
@@ -107,5 +110,8 @@ for name in ("target/bench-deploy-cold.json", "target/bench-deploy-noop.json", "
         print(f'{r["command"]}: median {r["median"]*1000:.0f} ms, mean {r["mean"]*1000:.0f} ms ± {r["stddev"]*1000:.0f}')
 v, c = [r["median"] for r in cold.values()]
 print(f"cold deploy voisin/compose: {v/c:.2f}")
+floor = json.load(open("target/bench-deploy-floor.json"))
+print(f'engine floor ({floor["networks"]} networks, {floor["containers"]} containers, {floor["attachments"]} attachments, no health awaited): '
+      f'median {floor["median_seconds"]*1000:.0f} ms, min {floor["min_seconds"]*1000:.0f} ms; floor/compose: {floor["median_seconds"]/c:.2f}')
 print(f"mutating engine calls of a deploy with nothing to change: {sys.argv[1]}")
 PY

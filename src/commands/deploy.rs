@@ -157,11 +157,11 @@ pub fn deploy(global: &GlobalArgs, args: &DeployArgs) -> anyhow::Result<Outcome>
                 write!(err, "{}", plan::text(&p))?;
             }
             let summary = if p.is_empty() {
+                crate::upgrade::record_deployed(&engine, &desired, deployed).await?;
                 None
             } else {
-                Some(deploy::apply(&engine, &desired, &p, &reporter).await?)
+                Some(deploy::apply(&engine, &desired, &p, &reporter, Some(deployed)).await?)
             };
-            crate::upgrade::record_deployed(&engine, &desired, deployed).await?;
             Ok::<_, anyhow::Error>((p, summary))
         }
         .await;

@@ -213,12 +213,14 @@ impl Journal {
 }
 
 /// Carries out `plan`. On failure or Ctrl-C, what this run changed is put
-/// back before the error is returned.
+/// back before the error is returned. `services`, when given, is what each
+/// service now runs, written into the record with the steps done.
 pub async fn apply(
     engine: &Engine,
     desired: &DesiredState,
     plan: &Plan,
     reporter: &Arc<dyn Reporter>,
+    services: Option<BTreeMap<String, record::Deployed>>,
 ) -> Result<Summary, DeployError> {
     let journal = Journal::default();
     let steps = Mutex::new(Steps::default());
@@ -233,7 +235,7 @@ pub async fn apply(
             // The containers are healthy and stay: a failing step is said,
             // and runs again next time, but undoes nothing.
             let steps = steps.into_inner().unwrap_or_default();
-            record_steps(engine, desired, steps, &mut summary).await?;
+            record_steps(engine, desired, steps, services, &mut summary).await?;
             Ok(summary)
         }
         Err(e) => {
@@ -822,13 +824,23 @@ async fn record_steps(
     engine: &Engine,
     desired: &DesiredState,
     results: Steps,
+    services: Option<BTreeMap<String, record::Deployed>>,
     summary: &mut Summary,
 ) -> Result<(), DeployError> {
     summary.steps_run = results.run;
     summary.steps_skipped = results.skipped;
-    if !results.done.is_empty() {
-        let mut rec = record::read(engine, &desired.association).await?;
-        rec.steps.extend(results.done);
+    let mut rec = record::read(engine, &desired.association).await?;
+    let mut changed = !results.done.is_empty();
+    rec.steps.extend(results.done);
+    if let Some(services) = services
+        && rec.services != services
+    {
+        rec.services = services;
+        changed = true;
+    }
+    // One write for both: each is a container made and swapped in, and the
+    // deploy waits for it at its very end.
+    if changed {
         record::write(engine, &desired.association, &desired.domain, &rec).await?;
     }
     results.failure.map_or(Ok(()), Err)

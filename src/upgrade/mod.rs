@@ -399,7 +399,7 @@ pub async fn switch(
     let observed = deploy::observe(engine, new).await?;
     let plan = crate::plan::plan(new, &observed);
     if !plan.is_empty() {
-        deploy::apply(engine, new, &plan, reporter).await?;
+        deploy::apply(engine, new, &plan, reporter, None).await?;
     }
     if let Some(path) = path {
         let places = backup::Places::one(&Arc::new(engine.clone()));
@@ -447,7 +447,7 @@ pub async fn rollback(
     let observed = deploy::observe(engine, old).await?;
     let plan = crate::plan::plan(old, &observed);
     if !plan.is_empty() {
-        deploy::apply(engine, old, &plan, reporter).await?;
+        deploy::apply(engine, old, &plan, reporter, None).await?;
     }
     if let (Some((repo, snap)), Some(b)) = (snapshot, backed_up) {
         backup::restore_dumps(&backup::Places::one(engine), b, repo, snap, reporter).await?;
