@@ -10,8 +10,12 @@
 #   DURATION=10s bench/board.sh    # a quicker run
 #   BIN=/tmp/voisin-before bench/board.sh   # another build, for a before/after
 #
-# Needs wrk and curl (Debian: `apt-get install wrk curl`). Traffic stays on
-# 127.0.0.1; the server and its database are removed at the end.
+# Then the machine's floor: nginx serving the same photo from disk with
+# sendfile (the best a server does here), under the same load.
+#
+# Needs wrk, curl and nginx (Debian: `apt-get install wrk curl nginx-light`).
+# Traffic stays on 127.0.0.1; the servers and the database are removed at
+# the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +37,7 @@ work=$(mktemp -d)
 server=""
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -f "$work/nginx.pid" ]; then nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -101,6 +106,32 @@ run "offer page" "/offers/$offer"
 run "search" "/offers?q=perceuse"
 run "photo (${PHOTO_KB} KB)" "/photos/$offer"
 echo "== peak rss over the five runs: $(rss VmHWM)"
+
+# The machine's floor for 200 connections: nginx serving the very same
+# photo from the page cache with sendfile, two workers, no log.
+PEER_PORT=${PEER_PORT:-18081}
+chmod 755 "$work"
+mkdir -m 755 "$work/www"
+curl -fs -H "Cookie: $cookie" -o "$work/www/photo" "$URL/photos/$offer"
+chmod 644 "$work/www/photo"
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server { listen 127.0.0.1:$PEER_PORT; root $work/www; }
+}
+NGINX
+nginx -c "$work/nginx.conf"
+for _ in $(seq 1 50); do curl -fs -o /dev/null "http://127.0.0.1:$PEER_PORT/photo" && break; sleep 0.1; done
+echo "== floor: nginx, the same photo (${PHOTO_KB} KB) from disk: GET /photo"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PEER_PORT/photo" |
+  grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|75|90|99)%|Latency '
+nginx -c "$work/nginx.conf" -s stop
 
 # wrk counts answers slower than 2 s as timeouts: 200 clients sharing some
 # 400 MB/s take 2.5 s each for 5 MB, so this run is read for its memory and
