@@ -3,8 +3,11 @@
 
 What no orchestrator can do faster on this engine: the bundle's networks
 made, its containers created on the same networks, and all of them started,
-every request as parallel as the engine takes it, with no dependency order
-and no health check awaited. A deploy does at least this much.
+with no dependency order and no health check awaited. Every container goes
+at once, each as soon as its own networks exist (made once, by the first
+container that needs each); that was faster here than making every network
+first (1.5 s against 1.86 s for the test bundle), and than starting the
+containers one after another (2.3 s). A deploy does at least this much.
 
     engine-floor.py topology ASSOCIATION > topology.json   # while the bundle runs
     engine-floor.py run topology.json [RUNS]                 # with the bundle down
@@ -81,31 +84,38 @@ def run(shape, runs):
         for n in floor.values():
             call("DELETE", f"/networks/{n}")
 
-    def make(container, ns):
-        call("POST", f"/containers/create?name=floor-{container}", {
+    made = {n: threading.Lock() for n in networks}
+    done = set()
+
+    def network(n):
+        # Each network once, by the first container that needs it.
+        with made[n]:
+            if n not in done:
+                call("POST", "/networks/create", {"Name": floor[n], "CheckDuplicate": True})
+                done.add(n)
+
+    def container(name, ns):
+        for n in ns:
+            network(n)
+        call("POST", f"/containers/create?name=floor-{name}", {
             "Image": IMAGE,
             "Cmd": ["/bin/busybox", "sleep", "100000"],
             "HostConfig": {"NetworkMode": floor[ns[0]]},
         })
         for n in ns[1:]:
-            call("POST", f"/networks/{floor[n]}/connect", {"Container": f"floor-{container}"})
+            call("POST", f"/networks/{floor[n]}/connect", {"Container": f"floor-{name}"})
+        call("POST", f"/containers/floor-{name}/start")
 
     totals = []
     try:
         for _ in range(runs):
             clean()
+            done.clear()
             time.sleep(1)
             t0 = time.monotonic()
-            parallel([lambda n=n: call("POST", "/networks/create", {"Name": n, "CheckDuplicate": True})
-                      for n in floor.values()])
-            t1 = time.monotonic()
-            parallel([lambda c=c, ns=ns: make(c, ns) for c, ns in shape.items()])
-            t2 = time.monotonic()
-            parallel([lambda c=c: call("POST", f"/containers/floor-{c}/start") for c in shape])
-            t3 = time.monotonic()
-            totals.append(t3 - t0)
-            print(f"networks {t1 - t0:.3f} s, create and attach {t2 - t1:.3f} s, "
-                  f"start {t3 - t2:.3f} s, total {t3 - t0:.3f} s", file=sys.stderr)
+            parallel([lambda c=c, ns=ns: container(c, ns) for c, ns in shape.items()])
+            totals.append(time.monotonic() - t0)
+            print(f"total {totals[-1]:.3f} s", file=sys.stderr)
     finally:
         clean()
     attachments = sum(len(ns) for ns in shape.values())

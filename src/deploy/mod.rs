@@ -277,16 +277,20 @@ async fn run(
             "a network must be made again with another subnet: run `voisin down`, then `voisin deploy` (volumes are kept)".into(),
         ));
     }
+    let base = Made::new(plan);
+    let base = &base;
     let networks = plan
         .networks
         .iter()
         .filter(|n| n.action == Action::Create)
         .filter_map(|n| desired.networks.iter().find(|d| d.name == n.name))
-        .map(|spec| async move {
+        .map(|spec| async {
             journal.push(Done::Network(spec.name.clone()));
-            engine
+            let made = engine
                 .create_network(&spec.name, spec.subnet.as_deref(), &spec.labels)
-                .await?;
+                .await;
+            base.mark(Base::Network, &spec.name, made.is_ok());
+            made?;
             reporter.done(&spec.name, &format!("network {} created", spec.name));
             Ok::<_, DeployError>(())
         });
@@ -295,24 +299,27 @@ async fn run(
         .iter()
         .filter(|v| v.action == Action::Create)
         .filter_map(|v| desired.volumes.iter().find(|d| d.name == v.name))
-        .map(|spec| async move {
+        .map(|spec| async {
             // New and empty: a failed run takes it back with the rest.
             journal.push(Done::Volume(spec.name.clone()));
-            engine.create_volume(&spec.name, &spec.labels).await?;
+            let made = engine.create_volume(&spec.name, &spec.labels).await;
+            base.mark(Base::Volume, &spec.name, made.is_ok());
+            made?;
             reporter.done(&spec.name, &format!("volume {} created", spec.name));
             Ok::<_, DeployError>(())
         });
     // Networks and volumes are made while the containers' files are
-    // written (which needs neither); containers are created once they exist.
-    let (ready, _) = tokio::sync::watch::channel(None);
-    let base = async {
+    // written (which needs neither); each container is created once its own
+    // exist, not all of them: the engine makes networks one after another.
+    let made = async {
         let (networks, volumes) = tokio::join!(join_all(networks), join_all(volumes));
-        let result: Result<(), DeployError> = networks.into_iter().chain(volumes).collect();
-        ready.send_replace(Some(result.is_ok()));
-        result
+        networks
+            .into_iter()
+            .chain(volumes)
+            .collect::<Result<(), DeployError>>()
     };
-    let (base, containers) = tokio::join!(
-        base,
+    let (made, containers) = tokio::join!(
+        made,
         containers(
             Shared {
                 engine,
@@ -320,13 +327,13 @@ async fn run(
                 plan,
                 reporter,
                 journal,
-                base: &ready,
+                base,
                 steps,
             },
             &mut summary
         )
     );
-    base?;
+    made?;
     containers?;
     for c in plan
         .containers
@@ -341,6 +348,67 @@ async fn run(
     Ok(summary)
 }
 
+/// A network or a volume, in [`Made`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Base {
+    Network,
+    Volume,
+}
+
+/// The networks and volumes a run makes, each set once it is made (or
+/// could not be). A container waits only for its own.
+struct Made(BTreeMap<(Base, String), tokio::sync::watch::Sender<Option<bool>>>);
+
+impl Made {
+    fn new(plan: &Plan) -> Self {
+        let networks = plan
+            .networks
+            .iter()
+            .filter(|n| n.action == Action::Create)
+            .map(|n| (Base::Network, n.name.clone()));
+        let volumes = plan
+            .volumes
+            .iter()
+            .filter(|v| v.action == Action::Create)
+            .map(|v| (Base::Volume, v.name.clone()));
+        Self(
+            networks
+                .chain(volumes)
+                .map(|key| (key, tokio::sync::watch::channel(None).0))
+                .collect(),
+        )
+    }
+
+    fn mark(&self, kind: Base, name: &str, made: bool) {
+        if let Some(tx) = self.0.get(&(kind, name.to_string())) {
+            tx.send_replace(Some(made));
+        }
+    }
+
+    /// Waits until the networks and volumes `spec` uses exist; false when
+    /// one of them could not be made. Those this run does not make exist.
+    async fn wait(&self, spec: &ContainerSpec) -> bool {
+        let wanted = spec
+            .networks
+            .iter()
+            .map(|n| (Base::Network, n.network.clone()))
+            .chain(spec.mounts.iter().map(|m| (Base::Volume, m.volume.clone())));
+        for key in wanted {
+            if let Some(tx) = self.0.get(&key) {
+                let made = tx
+                    .subscribe()
+                    .wait_for(Option::is_some)
+                    .await
+                    .is_ok_and(|v| *v == Some(true));
+                if !made {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
 /// What every branch of a run shares.
 struct Shared<'a> {
     engine: &'a Engine,
@@ -348,8 +416,8 @@ struct Shared<'a> {
     plan: &'a Plan,
     reporter: &'a Arc<dyn Reporter>,
     journal: &'a Journal,
-    /// Set once the networks and volumes exist (or could not be made).
-    base: &'a tokio::sync::watch::Sender<Option<bool>>,
+    /// The networks and volumes this run makes, as each is made.
+    base: &'a Made,
     steps: &'a Mutex<Steps>,
 }
 
@@ -487,7 +555,7 @@ async fn prepare(
     action: Action,
     reporter: &Arc<dyn Reporter>,
     journal: &Journal,
-    base: &tokio::sync::watch::Sender<Option<bool>>,
+    base: &Made,
 ) -> Result<(), DeployError> {
     let name = &spec.name;
     let target = match action {
@@ -509,12 +577,7 @@ async fn prepare(
         fill_files_volumes(engine, spec, &volumes, journal).await?;
     }
     // The container joins networks and mounts volumes: wait for them.
-    let made = base
-        .subscribe()
-        .wait_for(Option::is_some)
-        .await
-        .is_ok_and(|v| *v == Some(true));
-    if !made {
+    if !base.wait(spec).await {
         return Err(DeployError::Local(format!(
             "`{name}` was not created: its networks or volumes could not be"
         )));
