@@ -237,17 +237,7 @@ pub async fn run_steps(
             .await?;
         if out.code != 0 {
             reporter.failed(&what, &what);
-            return Err(DeployError::Step {
-                doc: step.doc.clone(),
-                about: step
-                    .about
-                    .as_ref()
-                    .map(|a| format!(" for {a}"))
-                    .unwrap_or_default(),
-                container: step.container.clone(),
-                code: out.code,
-                output: crate::deploy::tail(&out.stderr, &out.stdout, &env),
-            });
+            return Err(DeployError::step_failed(step, &out, &env));
         }
         reporter.done(&what, &what);
     }

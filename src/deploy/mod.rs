@@ -66,6 +66,27 @@ pub enum DeployError {
 }
 
 impl DeployError {
+    /// A step (an after-start step, a backup's `before` or `after`) whose
+    /// command exited with an error: what it printed last, with the values
+    /// of `env` (which may hold passwords) masked.
+    pub(crate) fn step_failed(
+        step: &crate::render::state::Exec,
+        out: &crate::engine::ExecOutput,
+        env: &[String],
+    ) -> Self {
+        Self::Step {
+            doc: step.doc.clone(),
+            about: step
+                .about
+                .as_ref()
+                .map(|a| format!(" for {a}"))
+                .unwrap_or_default(),
+            container: step.container.clone(),
+            code: out.code,
+            output: tail(&out.stderr, &out.stdout, env),
+        }
+    }
+
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -865,17 +886,9 @@ pub(crate) async fn run_step(
         .await?;
     if out.code != 0 {
         reporter.failed(&key, &what);
-        return Ok(StepOutcome::Failed(DeployError::Step {
-            doc: step.doc.clone(),
-            about: step
-                .about
-                .as_ref()
-                .map(|a| format!(" for {a}"))
-                .unwrap_or_default(),
-            container: step.container.clone(),
-            code: out.code,
-            output: tail(&out.stderr, &out.stdout, &env),
-        }));
+        return Ok(StepOutcome::Failed(DeployError::step_failed(
+            step, &out, &env,
+        )));
     }
     reporter.done(&key, &what);
     Ok(StepOutcome::Ran)
