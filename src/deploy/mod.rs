@@ -298,7 +298,7 @@ async fn run(
             "a network must be made again with another subnet: run `voisin down`, then `voisin deploy` (volumes are kept)".into(),
         ));
     }
-    let base = Made::new(plan);
+    let base = Made::new(plan, desired);
     let base = &base;
     let networks = plan
         .networks
@@ -381,16 +381,20 @@ enum Base {
 struct Made(BTreeMap<(Base, String), tokio::sync::watch::Sender<Option<bool>>>);
 
 impl Made {
-    fn new(plan: &Plan) -> Self {
+    /// Those `plan` creates, as `run` makes them (each also in `desired`:
+    /// one that is not would never be made, and never be waited for).
+    fn new(plan: &Plan, desired: &DesiredState) -> Self {
         let networks = plan
             .networks
             .iter()
             .filter(|n| n.action == Action::Create)
+            .filter(|n| desired.networks.iter().any(|d| d.name == n.name))
             .map(|n| (Base::Network, n.name.clone()));
         let volumes = plan
             .volumes
             .iter()
             .filter(|v| v.action == Action::Create)
+            .filter(|v| desired.volumes.iter().any(|d| d.name == v.name))
             .map(|v| (Base::Volume, v.name.clone()));
         Self(
             networks
