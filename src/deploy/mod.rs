@@ -298,37 +298,44 @@ async fn run(
             "a network must be made again with another subnet: run `voisin down`, then `voisin deploy` (volumes are kept)".into(),
         ));
     }
-    let base = Made::new(plan, desired);
-    let base = &base;
-    let networks = plan
+    let new_networks: Vec<_> = plan
         .networks
         .iter()
         .filter(|n| n.action == Action::Create)
         .filter_map(|n| desired.networks.iter().find(|d| d.name == n.name))
-        .map(|spec| async {
-            journal.push(Done::Network(spec.name.clone()));
-            let made = engine
-                .create_network(&spec.name, spec.subnet.as_deref(), &spec.labels)
-                .await;
-            base.mark(Base::Network, &spec.name, made.is_ok());
-            made?;
-            reporter.done(&spec.name, &format!("network {} created", spec.name));
-            Ok::<_, DeployError>(())
-        });
-    let volumes = plan
+        .collect();
+    let new_volumes: Vec<_> = plan
         .volumes
         .iter()
         .filter(|v| v.action == Action::Create)
         .filter_map(|v| desired.volumes.iter().find(|d| d.name == v.name))
-        .map(|spec| async {
-            // New and empty: a failed run takes it back with the rest.
-            journal.push(Done::Volume(spec.name.clone()));
-            let made = engine.create_volume(&spec.name, &spec.labels).await;
-            base.mark(Base::Volume, &spec.name, made.is_ok());
-            made?;
-            reporter.done(&spec.name, &format!("volume {} created", spec.name));
-            Ok::<_, DeployError>(())
-        });
+        .collect();
+    let base = Made::new(
+        new_networks
+            .iter()
+            .map(|n| (Base::Network, n.name.clone()))
+            .chain(new_volumes.iter().map(|v| (Base::Volume, v.name.clone()))),
+    );
+    let base = &base;
+    let networks = new_networks.iter().map(|spec| async {
+        journal.push(Done::Network(spec.name.clone()));
+        let made = engine
+            .create_network(&spec.name, spec.subnet.as_deref(), &spec.labels)
+            .await;
+        base.mark(Base::Network, &spec.name, made.is_ok());
+        made?;
+        reporter.done(&spec.name, &format!("network {} created", spec.name));
+        Ok::<_, DeployError>(())
+    });
+    let volumes = new_volumes.iter().map(|spec| async {
+        // New and empty: a failed run takes it back with the rest.
+        journal.push(Done::Volume(spec.name.clone()));
+        let made = engine.create_volume(&spec.name, &spec.labels).await;
+        base.mark(Base::Volume, &spec.name, made.is_ok());
+        made?;
+        reporter.done(&spec.name, &format!("volume {} created", spec.name));
+        Ok::<_, DeployError>(())
+    });
     // Networks and volumes are made while the containers' files are
     // written (which needs neither); each container is created once its own
     // exist, not all of them: the engine makes networks one after another.
@@ -381,25 +388,10 @@ enum Base {
 struct Made(BTreeMap<(Base, String), tokio::sync::watch::Sender<Option<bool>>>);
 
 impl Made {
-    /// Those `plan` creates, as `run` makes them (each also in `desired`:
-    /// one that is not would never be made, and never be waited for).
-    fn new(plan: &Plan, desired: &DesiredState) -> Self {
-        let networks = plan
-            .networks
-            .iter()
-            .filter(|n| n.action == Action::Create)
-            .filter(|n| desired.networks.iter().any(|d| d.name == n.name))
-            .map(|n| (Base::Network, n.name.clone()));
-        let volumes = plan
-            .volumes
-            .iter()
-            .filter(|v| v.action == Action::Create)
-            .filter(|v| desired.volumes.iter().any(|d| d.name == v.name))
-            .map(|v| (Base::Volume, v.name.clone()));
+    /// The networks and volumes `made` names, none made yet.
+    fn new(made: impl Iterator<Item = (Base, String)>) -> Self {
         Self(
-            networks
-                .chain(volumes)
-                .map(|key| (key, tokio::sync::watch::channel(None).0))
+            made.map(|key| (key, tokio::sync::watch::channel(None).0))
                 .collect(),
         )
     }
